@@ -1,0 +1,150 @@
+"""GPT-2 in MLX. Its twin is jai_torch/model.py: `diff` the two to see only framework differences.
+
+Parameter names are the checkpoint's names (jai/weights.py), so loading is a transpose of four matrices
+and nothing more. The head is tied to `wte` through `Embedding.as_linear`: there is no `lm_head`
+module, so there is nothing to untie, save twice or forget to re-tie.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten, tree_unflatten
+
+from jai.config import GPTConfig
+
+
+class KVCache:
+    """Keys and values of one layer, preallocated to the context length and filled left to right."""
+
+    def __init__(self, batch: int, cfg: GPTConfig, dtype: mx.Dtype) -> None:
+        shape = (batch, cfg.n_head, cfg.block_size, cfg.head_dim)
+        self.keys = mx.zeros(shape, dtype=dtype)
+        self.values = mx.zeros(shape, dtype=dtype)
+        self.offset = 0
+
+    def update(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array]:
+        end = self.offset + k.shape[2]
+        self.keys[:, :, self.offset : end] = k
+        self.values[:, :, self.offset : end] = v
+        self.offset = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+def make_cache(model: GPT, batch: int) -> list[KVCache]:
+    dtype = model.wte.weight.dtype
+    return [KVCache(batch, model.config, dtype) for _ in model.h]
+
+
+def attention_mask(q_len: int, k_len: int) -> mx.array | None:
+    """Causal mask for `q_len` new queries after `k_len - q_len` cached positions (None: no mask needed)."""
+    if q_len == 1:
+        return None  # one new token may attend to everything before it
+    offset = k_len - q_len
+    q_pos = mx.arange(offset, k_len)[:, None]
+    return q_pos >= mx.arange(k_len)[None, :]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.scale = 1.0 / math.sqrt(cfg.head_dim)
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+
+    def __call__(self, x: mx.array, cache: KVCache | None = None) -> mx.array:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).reshape(B, T, 3, self.n_head, C // self.n_head).transpose(2, 0, 3, 1, 4)
+        if cache is None:
+            y = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask="causal")
+        else:
+            k, v = cache.update(k, v)
+            mask = attention_mask(T, k.shape[2])
+            y = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask)
+        return self.c_proj(y.transpose(0, 2, 1, 3).reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        # GPT-2's "gelu_new": the tanh approximation, not MLX's default exact erf.
+        return self.c_proj(nn.gelu_approx(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.mlp = MLP(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def __call__(self, x: mx.array, cache: KVCache | None = None) -> mx.array:
+        x = x + self.dropout(self.attn(self.ln_1(x), cache))
+        return x + self.dropout(self.mlp(self.ln_2(x)))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.h = [Block(cfg) for _ in range(cfg.n_layer)]
+        self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        init_weights(self, seed)
+
+    def __call__(self, idx: mx.array, cache: list[KVCache] | None = None) -> mx.array:
+        """Logits [B, T, vocab] for token ids [B, T]; with a cache, T new tokens after those cached."""
+        T = idx.shape[1]
+        offset = cache[0].offset if cache else 0
+        if offset + T > self.config.block_size:
+            raise ValueError(f"sequence of {offset + T} tokens exceeds the context ({self.config.block_size})")
+        pos = mx.arange(offset, offset + T)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        for i, block in enumerate(self.h):
+            x = block(x, cache[i] if cache else None)
+        return self.wte.as_linear(self.ln_f(x))  # the head is tied to the token embedding
+
+
+def init_weights(model: GPT, seed: int = 0) -> None:
+    """GPT-2 initialisation: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2 * n_layer).
+
+    The scaling keeps the residual stream's variance from growing with depth: each block adds two
+    projections to it. Twins draw different random numbers; to start them equal, initialise one and
+    move the weights through the checkpoint format.
+    """
+    std = 0.02
+    proj_std = std / math.sqrt(2 * model.config.n_layer)
+    keys = iter(mx.random.split(mx.random.key(seed), len(tree_flatten(model.parameters()))))
+    new = []
+    for name, p in tree_flatten(model.parameters()):
+        key = next(keys)
+        if name.endswith(".bias"):
+            p = mx.zeros_like(p)
+        elif "ln_" in name:  # LayerNorm gains
+            p = mx.ones_like(p)
+        else:  # wte, wpe and the four projection matrices
+            scale = proj_std if name.endswith("c_proj.weight") else std
+            p = mx.random.normal(p.shape, key=key) * scale
+        new.append((name, p))
+    model.update(tree_unflatten(new))
+    mx.eval(model.parameters())
+
+
+def cross_entropy(logits: mx.array, targets: mx.array) -> mx.array:
+    """Mean next-token cross-entropy over every position, computed in float32."""
+    return nn.losses.cross_entropy(logits.astype(mx.float32), targets, reduction="mean")
+
+
+def loss_fn(model: GPT, x: mx.array, y: mx.array) -> mx.array:
+    return cross_entropy(model(x), y)
