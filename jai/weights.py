@@ -94,7 +94,7 @@ def read_header(path: str | os.PathLike) -> dict[str, tuple[str, tuple[int, ...]
                 raise CheckpointError(f"{path}: {size} bytes is too short to be a safetensors file")
             (n,) = struct.unpack("<Q", prefix)
             if n > _MAX_HEADER or 8 + n > size:
-                raise CheckpointError(f"{path}: corrupt or truncated (header of {n} bytes in a {size}-byte file)")
+                raise CheckpointError(f"{path}: corrupt or truncated ({n}-byte header, {size}-byte file)")
             raw = f.read(n)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None

@@ -107,7 +107,7 @@ class GPT(nn.Module):
         T = idx.shape[1]
         offset = cache[0].offset if cache else 0
         if offset + T > self.config.block_size:
-            raise ValueError(f"sequence of {offset + T} tokens exceeds the context ({self.config.block_size})")
+            raise ValueError(f"{offset + T} tokens exceed the context of {self.config.block_size}")
         pos = torch.arange(offset, offset + T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for i, block in enumerate(self.h):

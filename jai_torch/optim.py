@@ -34,9 +34,7 @@ def set_learning_rate(optimizer: torch.optim.AdamW, lr: float) -> None:
 def make_train_step(model: GPT, optimizer: torch.optim.AdamW, cfg: TrainConfig) -> StepFn:
     """A function taking micro-batches x, y of shape [grad_accum, B, T]; returns (mean loss, grad norm)."""
     device_type = model.wte.weight.device.type
-    autocast = (
-        torch.autocast(device_type, dtype=torch.bfloat16) if cfg.dtype == "bfloat16" else nullcontext()
-    )
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if cfg.dtype == "bfloat16" else nullcontext()
     params = list(model.parameters())
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
