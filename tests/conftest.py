@@ -7,9 +7,9 @@ import os
 # Parity needs true fp32: MLX runs fp32 matmuls as TF32 on CUDA unless told otherwise (read at import).
 os.environ.setdefault("MLX_ENABLE_TF32", "0")
 
-import pytest  # noqa: E402
+import pytest
 
-from jai.config import GPTConfig  # noqa: E402
+from jai.config import GPTConfig
 
 TINY = GPTConfig(vocab_size=97, block_size=16, n_layer=1, n_head=2, n_embd=64)
 ODD = GPTConfig(vocab_size=251, block_size=33, n_layer=3, n_head=3, n_embd=48)

@@ -187,7 +187,9 @@ def test_config_refuses_what_the_twins_would_compute_differently(change, message
 
 
 def test_config_round_trip():
-    cfg = GPTConfig(vocab_size=300, block_size=40, n_layer=2, n_head=4, n_embd=32, bos_token_id=2, eos_token_id=3)
+    cfg = GPTConfig(
+        vocab_size=300, block_size=40, n_layer=2, n_head=4, n_embd=32, bos_token_id=2, eos_token_id=3
+    )
     assert GPTConfig.from_hf(cfg.to_hf("test")) == cfg
 
 

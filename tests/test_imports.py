@@ -15,7 +15,10 @@ def run(code: str) -> subprocess.CompletedProcess:
 
 def test_shared_code_imports_neither_framework():
     shared = sorted(
-        f"{pkg}.{p.stem}" for pkg in ("jai", "data") for p in (ROOT / pkg).glob("*.py") if p.stem != "__init__"
+        f"{pkg}.{p.stem}"
+        for pkg in ("jai", "data")
+        for p in (ROOT / pkg).glob("*.py")
+        if p.stem != "__init__"
     )
     assert "jai.config" in shared and "jai.weights" in shared
     code = f"import importlib, sys\nfor m in {shared!r}: importlib.import_module(m)\n" + (

@@ -110,6 +110,7 @@ def test_one_adamw_step_leaves_same_weights(twins):
         assert diff[signal].max(initial=0.0) <= 1e-6, name
         assert diff.max() <= 2 * cfg.lr, name  # noise or not, no weight may move more than Adam allows
 
+
 def test_transformers_gpt2_agrees(twins):
     transformers = pytest.importorskip("transformers")
     tm, _, x, _, ckpt = twins
