@@ -67,6 +67,8 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
     `dest` or under its `.old-*` sibling, never a partial one under `dest`.
     """
     dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise FileExistsError(f"{dest} exists and is not a directory; refusing to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:

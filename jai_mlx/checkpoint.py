@@ -54,10 +54,14 @@ def load_tensors(ckpt_dir: str | os.PathLike) -> tuple[GPTConfig, dict[str, mx.a
 
 
 def load_model(ckpt_dir: str | os.PathLike, dtype: mx.Dtype | None = None) -> GPT:
-    """A GPT with the checkpoint's weights, in the file's dtype unless `dtype` is given."""
+    """A GPT with the checkpoint's weights, in the file's dtype unless `dtype` is given.
+
+    It comes back in eval mode, ready for inference: a config with dropout (HF's GPT-2 has 0.1) would
+    otherwise make every forward random. Training calls `model.train()` itself.
+    """
     cfg, tensors = load_tensors(ckpt_dir)
     model = GPT(cfg)
     model.load_weights(list(from_contract(tensors).items()), strict=True)
     model.set_dtype(dtype or tensors["wte.weight"].dtype)
     mx.eval(model.parameters())
-    return model
+    return model.eval()

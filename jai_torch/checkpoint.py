@@ -52,8 +52,12 @@ def load_tensors(ckpt_dir: str | os.PathLike) -> tuple[GPTConfig, dict[str, torc
 def load_model(
     ckpt_dir: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> GPT:
-    """A GPT with the checkpoint's weights, in the file's dtype unless `dtype` is given."""
+    """A GPT with the checkpoint's weights, in the file's dtype unless `dtype` is given.
+
+    It comes back in eval mode, ready for inference: a config with dropout (HF's GPT-2 has 0.1) would
+    otherwise make every forward random. Training calls `model.train()` itself.
+    """
     cfg, tensors = load_tensors(ckpt_dir)
     model = GPT(cfg)
     model.load_state_dict(from_contract(tensors), strict=True)
-    return model.to(device=device, dtype=dtype or tensors["wte.weight"].dtype)
+    return model.to(device=device, dtype=dtype or tensors["wte.weight"].dtype).eval()

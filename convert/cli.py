@@ -1,0 +1,181 @@
+"""`jai convert`: move weights between JAI checkpoints, Hugging Face GPT-2, nanoGPT and PyTorch state dicts.
+
+Also runs as `python -m convert.cli`. Expected errors are one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from convert import ConversionError
+from jai.config import ConfigError
+from jai.weights import CheckpointError
+
+PROG = "jai convert"
+
+DESCRIPTION = """\
+Move GPT-2 weights in and out of JAI. Formats:
+
+  jai checkpoint dir  config.json + model.safetensors (+ tokenizer.json): the original GPT-2 hub
+                      layout, so transformers (GPT2LMHeadModel.from_pretrained) and mlx-lm open it
+                      directly, and both twins (MLX and PyTorch) save and load it: no conversion is
+                      needed between the twins, or from JAI to Hugging Face.
+  hf dir              a Hugging Face GPT-2 directory: config.json + model.safetensors (sharded or not)
+                      or pytorch_model.bin; keys with or without `transformer.`, tied lm_head.
+                      Needs no torch unless only pytorch_model.bin is there.
+  nanogpt ckpt.pt     nanoGPT's train.py checkpoint {model, model_args, ...}: Linear [out, in]
+                      layout, tied lm_head, bias=True only. nanoGPT uses the exact GELU, JAI the
+                      tanh one: logits differ slightly (a warning says so). Needs torch.
+  torch state dict    a .pt file holding nanoGPT's model state dict alone (transformer.* names,
+                      Linear layout, lm_head.weight tied), for code that calls load_state_dict.
+                      Needs torch.
+
+Pickled files are only ever read with torch.load(weights_only=True); anything else is refused.
+In Python, convert.twins.mlx_to_torch / torch_to_mlx hand a live model to the other twin, bit for bit.
+"""
+
+EPILOG = """\
+dtype:
+  --dtype F32|BF16|F16 (also fp32, bf16, fp16, float32, bfloat16, float16) casts the weights,
+  rounding to nearest even. Without it the stored dtype is kept (a source mixing dtypes becomes F32).
+
+examples:
+  jai convert from-hf ~/hf/gpt2 out/gpt2                    # HF GPT-2 -> JAI checkpoint
+  jai convert from-hf out/gpt2 out/gpt2-bf16 --dtype bf16    # cast a JAI checkpoint (it is an hf dir)
+  jai convert from-nanogpt out-shakespeare/ckpt.pt out/shakes --tokenizer tokenizer.json
+  jai convert to-nanogpt out/model nanogpt-out/ckpt.pt       # then: python sample.py --out_dir=nanogpt-out
+  jai convert to-state-dict out/model model_state.pt --dtype F32
+
+Run `jai convert <command> --help` for each command's options.
+"""
+
+COMMANDS = {
+    "from-hf": ("Hugging Face GPT-2 dir -> JAI checkpoint dir", "SRC_DIR", "OUT_DIR"),
+    "from-nanogpt": ("nanoGPT ckpt.pt -> JAI checkpoint dir", "CKPT_PT", "OUT_DIR"),
+    "to-nanogpt": ("JAI checkpoint dir -> nanoGPT ckpt.pt (sample.py loads it)", "CKPT_DIR", "OUT_PT"),
+    "to-state-dict": ("JAI checkpoint dir -> .pt holding nanoGPT's model state dict", "CKPT_DIR", "OUT_PT"),
+}
+ARG_HELP = {
+    "SRC_DIR": "Hugging Face GPT-2 directory (a JAI checkpoint is one too)",
+    "CKPT_PT": "nanoGPT checkpoint file (ckpt.pt)",
+    "CKPT_DIR": "JAI checkpoint directory",
+    "OUT_DIR": "JAI checkpoint directory to write (atomically)",
+    "OUT_PT": ".pt file to write (atomically)",
+}
+
+EXPECTED_ERRORS = (ConversionError, CheckpointError, ConfigError, FileNotFoundError, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_, src, dst) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG)
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
+        p.add_argument("src", metavar=src, type=Path, help=ARG_HELP[src])
+        p.add_argument("dst", metavar=dst, type=Path, help=ARG_HELP[dst])
+        p.add_argument(
+            "--dtype",
+            metavar="DTYPE",
+            help="F32, BF16 or F16 (aliases: fp32, bf16, fp16, ...); default: keep the stored dtype",
+        )
+        p.add_argument("--force", action="store_true", help="replace the output if it exists")
+        if name.startswith("from-"):
+            p.add_argument(
+                "--tokenizer",
+                metavar="JSON",
+                type=Path,
+                help="tokenizer.json to store in the checkpoint (from-hf: default is the source's own)",
+            )
+    return parser
+
+
+def _run(args: argparse.Namespace) -> str:
+    """Do the conversion; return the line to print on success."""
+    if args.command != "from-hf":  # from-hf needs torch only for pytorch_model.bin, and says so
+        try:
+            import torch
+        except ImportError:
+            raise ConversionError(
+                f"{args.command} needs PyTorch: pip install -e '.[torch]' (CPU-only machines: add "
+                "`-c constraints/cpu.txt`)"
+            ) from None
+    if args.command == "from-hf":
+        from convert.hf import import_hf
+
+        done = import_hf(args.src, args.dst, args.dtype, args.tokenizer, args.force)
+    elif args.command == "from-nanogpt":
+        from convert.nanogpt import import_nanogpt
+
+        done = import_nanogpt(args.src, args.dst, args.dtype, args.tokenizer, args.force)
+    elif args.command == "to-nanogpt":
+        from convert.nanogpt import export_nanogpt
+
+        export_nanogpt(args.src, args.dst, args.dtype, args.force)
+        return f"wrote {args.dst} (nanoGPT checkpoint)"
+    else:
+        import torch
+
+        from convert.hf import check_destination
+        from convert.nanogpt import export_state_dict
+        from jai.atomic import atomic_file
+
+        check_destination(args.dst, args.force, directory=False)
+        state = export_state_dict(args.src, args.dtype)
+        with atomic_file(args.dst) as tmp:
+            torch.save(state, tmp)
+        return f"wrote {args.dst} (PyTorch state dict, {len(state)} tensors)"
+    for note in done.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    cfg = done.config
+    return (
+        f"wrote {done.path} ({done.dtype}, {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, "
+        f"vocab {cfg.vocab_size}, context {cfg.block_size}, {cfg.num_params():,} parameters)"
+    )
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in text:
+        text = f"{e.filename}: {text}"
+    return text or type(e).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
+        return e.code if isinstance(e.code, int) else 2
+    from convert.nanogpt import ActivationMismatchWarning  # framework-free at import
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ActivationMismatchWarning)
+        try:
+            line = _run(args)
+        except EXPECTED_ERRORS as e:
+            error: str | None = _one_line(e)
+        else:
+            error = None
+    for w in caught:  # ours as one plain line; anything else as Python would show it
+        if issubclass(w.category, ActivationMismatchWarning):
+            print(f"{PROG}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if error is not None:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
