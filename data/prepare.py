@@ -1,0 +1,211 @@
+"""Prepare a training set: postings JSON -> Q&A samples -> tokenizer -> train.bin / val.bin / meta.json.
+
+    python -m data.prepare                                   # the bundled sample, into out/data
+    python -m data.prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
+    jai prepare --help
+
+The split into train and val is made BY POSTING, before any sample exists: the several questions
+asked about one posting all land on the same side, so validation loss measures postings the model
+has never read, not new questions about familiar ones. The tokenizer is trained on the train split
+only, for the same reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from data.postings import Posting, PostingsError, load_postings
+from data.qa import KINDS, make_samples
+from jai.dataset import DatasetError, check_vocab, write_bins
+from jai.tokenizer import DEFAULT_VOCAB_SIZE, Tokenizer
+
+BUNDLED_SAMPLE = Path(__file__).resolve().parent / "jobs" / "postings.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _text_key(p: Posting) -> str:
+    # Two records with the same text but different ids (a repost) must not straddle the split.
+    text = " ".join(f"{p.title}\n{p.content}".lower().split())
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def split_postings(
+    postings: Sequence[Posting], val_fraction: float, seed: int
+) -> tuple[list[Posting], list[Posting]]:
+    """Seeded split by posting (postings with identical text stay together); keeps input order."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    # Sorted before the shuffle, so the split depends on the seed and the postings, not on their order.
+    keys = sorted({_text_key(p) for p in postings})
+    if len(keys) < 2:
+        raise ValueError(f"need at least 2 distinct postings to split into train and val, got {len(keys)}")
+    random.Random(seed).shuffle(keys)
+    n_val = min(len(keys) - 1, max(1, round(len(keys) * val_fraction)))
+    val_keys = set(keys[:n_val])
+    train = [p for p in postings if _text_key(p) not in val_keys]
+    val = [p for p in postings if _text_key(p) in val_keys]
+    return train, val
+
+
+def prepare(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    val_fraction: float = 0.1,
+    seed: int = 1337,
+    min_frequency: int = 2,
+    tokenizer: str | Path | None = None,
+    batch_size: int = 256,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the whole pipeline; returns the meta.json dict. `tokenizer` reuses a tokenizer.json.
+
+    `show_progress=None` shows the tokenizer trainer's progress bar only on a terminal (in a log file
+    it would print a line per refresh).
+    """
+    out_dir = Path(out_dir)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    if tokenizer is None:
+        check_vocab(vocab_size)  # fail now, not after training
+
+    postings, report = load_postings(inputs)
+    log(report.summary())
+    train, val = split_postings(postings, val_fraction, seed)
+    counts = {name: sum(1 for _ in make_samples(ps, seed)) for name, ps in (("train", train), ("val", val))}
+    log(f"split: {len(train)} train / {len(val)} val postings -> {counts['train']} / {counts['val']} samples")
+
+    def texts(ps: list[Posting]) -> Iterator[str]:
+        return (s.text for s in make_samples(ps, seed))  # regenerated on demand: never all in memory
+
+    if tokenizer is not None:
+        tok = Tokenizer.load(tokenizer)
+        log(f"tokenizer: reusing {tokenizer} (vocab {tok.vocab_size:,})")
+    else:
+        log(f"tokenizer: training byte-level BPE, vocab {vocab_size:,}, on the train split")
+        tok = Tokenizer.train(texts(train), vocab_size, min_frequency, show_progress, length=counts["train"])
+        if tok.vocab_size < vocab_size:
+            log(f"  the corpus only supports {tok.vocab_size:,} tokens (asked for {vocab_size:,})")
+    check_vocab(tok.vocab_size)
+    tok.save(out_dir / TOKENIZER_FILE)
+
+    meta = write_bins(
+        {"train": texts(train), "val": texts(val)},
+        tok,
+        out_dir,
+        batch_size=batch_size,
+        totals=counts,
+        meta={
+            "tokenizer_file": TOKENIZER_FILE,
+            "tokenizer_source": str(tokenizer) if tokenizer is not None else "trained",
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "min_frequency": min_frequency,
+            "question_kinds": list(KINDS),
+            "sources": report.files,
+            "postings": {**report.to_dict(), "train": len(train), "val": len(val)},
+        },
+    )
+    train_info, val_info = meta["splits"]["train"], meta["splits"]["val"]
+    log(
+        f"wrote {out_dir}: train {train_info['tokens']:,} tokens ({train_info['samples']} samples), "
+        f"val {val_info['tokens']:,} tokens ({val_info['samples']} samples), vocab {tok.vocab_size:,}"
+    )
+    return meta
+
+
+DESCRIPTION = """\
+Turn job postings into a training set:
+  1. load the postings (bad records are skipped and counted, mojibake is repaired),
+  2. split them BY POSTING into train and val (seeded),
+  3. ask a few questions of each posting, answered from its own fields:
+     [QUESTION] ... [/QUESTION] [DOC] posting [/DOC] [ANSWER] ... [/ANSWER],
+  4. train a byte-level BPE tokenizer on the train split (or reuse one with --tokenizer),
+  5. write both splits as uint16 token files."""
+
+EPILOG = """\
+outputs, in --out:
+  tokenizer.json      the tokenizer (loads in transformers.PreTrainedTokenizerFast too)
+  train.bin, val.bin  uint16 token ids; every sample is [BOS] ... [EOS]
+  meta.json           tokenizer sha256, vocab size, token/sample/posting counts, seed, sources
+
+examples:
+  python -m data.prepare                       # the bundled sample, into out/data
+  python -m data.prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
+  python -m data.prepare more.json --tokenizer out/data/tokenizer.json --out out/more"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jai prepare",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        type=Path,
+        default=[BUNDLED_SAMPLE],
+        help=(
+            "postings: .json files or directories of them, in either schema - the reference list "
+            '[{"id", "title", "content", "meta": {...}}, ...] or the NYC export {"value": [...]}; '
+            "bad records are skipped and counted (default: the bundled sample data/jobs/postings.json)"
+        ),
+    )
+    p.add_argument("--out", type=Path, default=Path("out/data"), help="output directory (default: out/data)")
+    p.add_argument(
+        "--vocab-size",
+        type=int,
+        default=DEFAULT_VOCAB_SIZE,
+        help=f"tokenizer vocabulary when training one, at most 65,535 (default: {DEFAULT_VOCAB_SIZE})",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of POSTINGS held out for validation; a posting never straddles the split (default: 0.1)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=1337, help="seeds the split and the Q&A phrasings (default: 1337)"
+    )
+    p.add_argument(
+        "--min-frequency", type=int, default=2, help="BPE: a merge needs this many occurrences (default: 2)"
+    )
+    p.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="reuse this tokenizer.json instead of training one (e.g. to add data to a model's training)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        prepare(
+            args.inputs,
+            args.out,
+            vocab_size=args.vocab_size,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            min_frequency=args.min_frequency,
+            tokenizer=args.tokenizer,
+        )
+    except (PostingsError, DatasetError, FileNotFoundError, ValueError) as e:
+        print(f"jai prepare: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""Postings -> question/answer training samples.
+
+Every sample has the same shape, so at generation time the model can be handed everything up to
+[ANSWER] (see `build_prompt`) and asked to continue:
+
+    [QUESTION] 이 포지션의 자격 요건은 무엇인가요? [/QUESTION]
+    [DOC]
+    직무: 백엔드 개발자
+    회사: ...
+    (the posting)
+    [/DOC]
+    [ANSWER]
+    자격 요건:
+    - ...
+    [/ANSWER]
+
+Answers are assembled only from the posting's own fields (and sentences copied from its content): a
+question kind whose fields are absent is skipped rather than answered with something made up. The
+language follows the posting (Korean when it is written in Hangul, English otherwise). Which phrasing
+a question and answer get is drawn from a generator seeded by (seed, posting id): the same seed gives
+the same samples whatever the order or subset of postings, another seed gives other phrasings.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from data.postings import Posting
+from jai.tokenizer import ANSWER, ANSWER_END, DOC, DOC_END, MARKERS, QUESTION, QUESTION_END
+
+__all__ = [
+    "ANSWER",
+    "ANSWER_END",
+    "DOC",
+    "DOC_END",
+    "KINDS",
+    "MARKERS",
+    "QUESTION",
+    "QUESTION_END",
+    "Sample",
+    "build_prompt",
+    "format_sample",
+    "make_samples",
+    "render_doc",
+    "samples_for",
+]
+
+
+def build_prompt(question: str, doc: str) -> str:
+    """The text a model sees before it answers: question, document, and the opening [ANSWER]."""
+    return f"{QUESTION} {question.strip()} {QUESTION_END}\n{DOC}\n{doc.strip()}\n{DOC_END}\n{ANSWER}"
+
+
+def format_sample(question: str, doc: str, answer: str) -> str:
+    return f"{build_prompt(question, doc)}\n{answer.strip()}\n{ANSWER_END}"
+
+
+@dataclass(frozen=True)
+class Sample:
+    posting_id: str
+    kind: str
+    lang: str
+    question: str
+    doc: str
+    answer: str
+
+    @property
+    def text(self) -> str:
+        return format_sample(self.question, self.doc, self.answer)
+
+
+# --- labels and phrasings ----------------------------------------------------------------------------
+
+LABELS = {
+    "ko": {
+        "title": "직무",
+        "company": "회사",
+        "location": "근무지",
+        "salary": "급여",
+        "employment_type": "고용 형태",
+        "experience_level": "경력",
+        "education_level": "학력",
+        "remote": "원격 근무",
+        "deadline": "마감일",
+        "benefits": "복리후생",
+        "requirements": "자격 요건",
+        "skills": "필요 기술",
+        "url": "지원 링크",
+        "email": "이메일",
+        "phone": "전화",
+        "apply": "지원 방법",
+        "contact": "담당자",
+    },
+    "en": {
+        "title": "Title",
+        "company": "Company",
+        "location": "Location",
+        "salary": "Salary",
+        "employment_type": "Employment type",
+        "experience_level": "Experience",
+        "education_level": "Education",
+        "remote": "Remote work",
+        "deadline": "Deadline",
+        "benefits": "Benefits",
+        "requirements": "Requirements",
+        "skills": "Skills",
+        "url": "Apply at",
+        "email": "Email",
+        "phone": "Phone",
+        "apply": "How to apply",
+        "contact": "Contact",
+    },
+}
+
+QUESTIONS = {
+    "summary": {
+        "ko": [
+            "이 채용 공고를 요약해 주세요.",
+            "이 공고는 어떤 일자리인가요?",
+            "이 포지션에 대해 간단히 설명해 주세요.",
+            "이 채용 공고의 핵심 내용을 알려 주세요.",
+            "'{title}' 공고를 간단히 정리해 주세요.",
+        ],
+        "en": [
+            "Summarise this job posting.",
+            "What is this job about?",
+            "Give me a short overview of this position.",
+            "What are the key points of this posting?",
+            "Can you sum up the '{title}' role?",
+        ],
+    },
+    "requirements": {
+        "ko": [
+            "이 포지션의 자격 요건은 무엇인가요?",
+            "지원하려면 어떤 경험과 기술이 필요한가요?",
+            "필요한 기술과 자격 요건을 체크리스트로 정리해 주세요.",
+            "이 일자리에 필요한 역량은 무엇인가요?",
+        ],
+        "en": [
+            "What are the requirements for this role?",
+            "Which skills and qualifications do I need to apply?",
+            "Give me a checklist of the requirements and skills.",
+            "What experience and skills does this position ask for?",
+        ],
+    },
+    "conditions": {
+        "ko": [
+            "급여와 근무 조건은 어떻게 되나요?",
+            "이 일자리의 급여와 복리후생을 알려 주세요.",
+            "근무 조건을 정리해 주세요.",
+            "연봉이나 월급, 혜택은 어떻게 되나요?",
+        ],
+        "en": [
+            "What are the salary and working conditions?",
+            "How much does this job pay, and what are the benefits?",
+            "Tell me about the pay and conditions.",
+            "What does this position offer?",
+        ],
+    },
+    "apply": {
+        "ko": [
+            "어떻게 지원하나요?",
+            "지원 방법과 연락처를 알려 주세요.",
+            "이 공고에 지원하려면 어디로 연락해야 하나요?",
+            "지원 절차가 어떻게 되나요?",
+        ],
+        "en": [
+            "How do I apply?",
+            "How can I apply, and whom should I contact?",
+            "What are the application details for this job?",
+            "Where do I send my application?",
+        ],
+    },
+    "duties": {
+        "ko": [
+            "이 포지션의 주요 업무는 무엇인가요?",
+            "입사하면 어떤 일을 하게 되나요?",
+            "담당 업무를 알려 주세요.",
+        ],
+        "en": [
+            "What are the main responsibilities?",
+            "What would I be doing in this job?",
+            "List the duties of this role.",
+        ],
+    },
+}
+
+
+def render_doc(p: Posting) -> str:
+    """The posting as the model reads it: a few labelled header lines, a blank line, the content."""
+    labels = LABELS[p.lang]
+    header = [
+        f"{labels[key]}: {value}" for key, value in _fields(p, "title", "company", "location", "salary")
+    ]
+    return "\n".join(header) + "\n\n" + p.content
+
+
+def _fields(p: Posting, *keys: str) -> list[tuple[str, str]]:
+    return [(k, v) for k in keys if (v := getattr(p, k))]
+
+
+def _bullets(items: Iterable[str]) -> str:
+    return "\n".join(f"- {item}" for item in items)
+
+
+def _remote(value: str, lang: str) -> str:
+    words = {"yes": ("가능", "Yes"), "no": ("불가", "No")}
+    return words[value][lang == "en"] if value in words else value
+
+
+# A sentence ends at . ! or ? and a space (Korean "…합니다." included); we quote at most the first two.
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _lead(content: str, max_chars: int = 300) -> str | None:
+    """The posting's opening prose (not a heading or list item), cut at a sentence boundary."""
+    for line in content.split("\n"):
+        line = line.strip()
+        if len(line) < 20 or line.startswith(("#", "-", "*", "|", ">", "[")) or re.match(r"\d+[.)]\s", line):
+            continue
+        out = ""
+        for sentence in _SENTENCE.split(line)[:2]:
+            if out and len(out) + len(sentence) + 1 > max_chars:
+                break
+            out = f"{out} {sentence}".strip()
+        return out if len(out) <= max_chars else out[:max_chars].rsplit(" ", 1)[0] + " …"
+    return None
+
+
+# --- answers: each returns None when the posting lacks the fields it needs ---------------------------
+
+
+def _summary(p: Posting, rng: random.Random) -> str | None:
+    ko, L = p.lang == "ko", LABELS[p.lang]
+    if ko:
+        opening = [
+            f"{p.company}에서 '{p.title}' 포지션을 채용합니다."
+            if p.company
+            else f"'{p.title}' 포지션 채용 공고입니다.",
+            f"'{p.title}' 채용 공고입니다." + (f" 채용 회사는 {p.company}입니다." if p.company else ""),
+        ]
+    else:
+        opening = [
+            f"{p.company} is hiring for the {p.title} role."
+            if p.company
+            else f"This posting is for the {p.title} role.",
+            f"This posting is for the role of {p.title}" + (f" at {p.company}." if p.company else "."),
+        ]
+    lines = [rng.choice(opening)]
+    if p.location:
+        lines.append(f"근무지는 {p.location}입니다." if ko else f"The job is based in {p.location}.")
+    facts = _fields(p, "employment_type", "experience_level", "salary")
+    if facts:
+        lines.append(" / ".join(f"{L[k]}: {v}" for k, v in facts))
+    if p.responsibilities:
+        top = ", ".join(p.responsibilities[:3])
+        lines.append(f"주요 업무: {top}" if ko else f"Main duties: {top}")
+    lead = _lead(p.content)
+    if lead:
+        lines.append(f"공고 소개: {lead}" if ko else f"From the posting: {lead}")
+    return "\n".join(lines)
+
+
+def _requirements(p: Posting, rng: random.Random) -> str | None:
+    if not (p.requirements or p.skills or p.education_level or p.experience_level):
+        return None
+    ko, L = p.lang == "ko", LABELS[p.lang]
+    intro = (
+        ["지원 전에 아래 항목을 확인하세요.", "공고에 명시된 자격 요건입니다.", ""]
+        if ko
+        else ["Check these before you apply.", "These are the requirements stated in the posting.", ""]
+    )
+    parts = [rng.choice(intro)]
+    if p.requirements:
+        parts.append(f"{L['requirements']}:\n{_bullets(p.requirements)}")
+    if p.skills:
+        parts.append(
+            f"{L['skills']}:\n{_bullets(p.skills)}"
+            if rng.random() < 0.5
+            else f"{L['skills']}: {', '.join(p.skills)}"
+        )
+    facts = _fields(p, "experience_level", "education_level")
+    if facts:
+        parts.append("\n".join(f"{L[k]}: {v}" for k, v in facts))
+    return "\n\n".join(part for part in parts if part)
+
+
+def _conditions(p: Posting, rng: random.Random) -> str | None:
+    if not (p.salary or p.benefits or p.employment_type or p.remote):
+        return None
+    ko, L = p.lang == "ko", LABELS[p.lang]
+    missing = "공고에 명시되어 있지 않습니다" if ko else "not stated in the posting"
+    lines = [f"{L['salary']}: {p.salary or missing}"]
+    lines += [f"{L[k]}: {v}" for k, v in _fields(p, "employment_type", "location")]
+    if p.remote:
+        lines.append(f"{L['remote']}: {_remote(p.remote, p.lang)}")
+    if p.deadline and rng.random() < 0.5:
+        lines.append(f"{L['deadline']}: {p.deadline}")
+    text = "\n".join(lines)
+    if p.benefits:
+        text += f"\n\n{L['benefits']}:\n{_bullets(p.benefits)}"
+    return text
+
+
+def _apply(p: Posting, rng: random.Random) -> str | None:
+    if not p.contacts:
+        return None
+    ko, L = p.lang == "ko", LABELS[p.lang]
+    lines = [
+        f"{L[k]}: {p.contacts[k]}" for k in ("apply", "url", "email", "phone", "contact") if k in p.contacts
+    ]
+    if p.deadline:
+        lines.append(f"{L['deadline']}: {p.deadline}")
+    intro = (["지원 정보는 다음과 같습니다.", ""] if ko else ["Here is how to apply.", ""])[
+        rng.random() < 0.5
+    ]
+    return "\n".join([intro, *lines] if intro else lines)
+
+
+def _duties(p: Posting, rng: random.Random) -> str | None:
+    if not p.responsibilities:
+        return None
+    intro = (
+        ["주요 업무는 다음과 같습니다.", f"'{p.title}' 포지션의 담당 업무입니다."]
+        if p.lang == "ko"
+        else ["The main responsibilities are:", f"As {p.title} you would:"]
+    )
+    return f"{rng.choice(intro)}\n{_bullets(p.responsibilities)}"
+
+
+ANSWERS: dict[str, Callable[[Posting, random.Random], str | None]] = {
+    "summary": _summary,
+    "requirements": _requirements,
+    "conditions": _conditions,
+    "apply": _apply,
+    "duties": _duties,
+}
+KINDS = tuple(ANSWERS)
+
+
+def samples_for(p: Posting, seed: int, kinds: Iterable[str] = KINDS) -> list[Sample]:
+    """Every applicable question kind for one posting, phrasings drawn from rng(seed, posting id)."""
+    rng = random.Random(f"{seed}/{p.id}")  # str seeds hash with SHA-512: stable across runs and machines
+    doc = render_doc(p)
+    out = []
+    for kind in kinds:
+        answer = ANSWERS[kind](p, rng)
+        question = rng.choice(QUESTIONS[kind][p.lang]).format(title=p.title)
+        if answer:
+            out.append(Sample(p.id, kind, p.lang, question, doc, answer))
+    return out
+
+
+def make_samples(postings: Iterable[Posting], seed: int, kinds: Iterable[str] = KINDS) -> Iterator[Sample]:
+    """Samples for many postings, lazily: feed it straight to the tokenizer trainer or write_bins."""
+    kinds = tuple(kinds)
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown question kinds {sorted(unknown)}; known: {list(KINDS)}")
+    for p in postings:
+        yield from samples_for(p, seed, kinds)

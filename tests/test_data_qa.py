@@ -1,0 +1,143 @@
+"""Postings -> Q&A samples: format, language, skipped kinds, no invented facts, determinism."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from data.postings import Posting, load_postings
+from data.qa import (
+    ANSWER,
+    ANSWER_END,
+    DOC,
+    DOC_END,
+    KINDS,
+    MARKERS,
+    QUESTION,
+    QUESTION_END,
+    build_prompt,
+    make_samples,
+    render_doc,
+    samples_for,
+)
+from data.text import has_hangul
+from jai.tokenizer import SPECIAL_TOKENS
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"
+
+KO = Posting(
+    id="ko-1",
+    title="물류 코디네이터",
+    content="머라이언 로지스틱스는 한국 소비재를 동남아시아에 공급합니다. "
+    "포워딩팀에서 함께할 분을 찾습니다.\n\n"
+    "## 주요 업무\n\n- 선적 예약 및 추적\n- 통관 서류 준비",
+    company="머라이언 로지스틱스",
+    location="싱가포르 투아스",
+    salary="월 SGD 3,200~4,500",
+    employment_type="정규직",
+    skills=("Excel", "TradeNet"),
+    requirements=("물류 경력 2년 이상", "엑셀 기본 활용 가능자"),
+    responsibilities=("선적 예약 및 추적", "통관 서류 준비"),
+    benefits=("연차 14일", "교통비 지원"),
+    contacts={"email": "hr@merlion.sg", "phone": "+65 6123 4567"},
+    deadline="2025-06-30",
+)
+EN = Posting(
+    id="en-1",
+    title="Barista",
+    content="Kampong Kopi roasts its own beans. We are hiring a barista in Bugis.\n\n- Make espresso",
+    company="Kampong Kopi",
+    salary="SGD 12 - 14 per hour",
+    skills=("Latte art",),
+    contacts={"url": "https://kopi.sg/jobs/1"},
+)
+BARE = Posting(
+    id="bare", title="Kitchen Helper", content="Help in the kitchen of a busy restaurant in Bugis."
+)
+
+
+def test_markers_are_the_tokenizer_special_tokens() -> None:
+    assert MARKERS == (QUESTION, QUESTION_END, DOC, DOC_END, ANSWER, ANSWER_END)
+    assert set(MARKERS) <= set(SPECIAL_TOKENS)
+
+
+def test_sample_layout_and_prompt_prefix() -> None:
+    for s in samples_for(KO, seed=0):
+        text = s.text
+        prompt = build_prompt(s.question, s.doc)
+        assert text.startswith(prompt) and prompt.endswith(ANSWER)
+        assert text.endswith(ANSWER_END)
+        # Each marker exactly once, in order.
+        positions = [text.index(m) for m in MARKERS]
+        assert positions == sorted(positions) and all(text.count(m) == 1 for m in MARKERS)
+        assert text[len(prompt) :].strip().removesuffix(ANSWER_END).strip() == s.answer
+
+
+def test_doc_holds_header_fields_and_content() -> None:
+    doc = render_doc(KO)
+    for value in (KO.title, KO.company, KO.location, KO.salary):
+        assert value in doc
+    assert doc.endswith(KO.content)
+    assert "Location" not in render_doc(EN)  # no line for an absent field
+
+
+def test_language_follows_the_posting() -> None:
+    for s in samples_for(KO, seed=1):
+        assert s.lang == "ko" and has_hangul(s.question)
+    for s in samples_for(EN, seed=1):
+        assert s.lang == "en" and not has_hangul(s.question + s.answer)
+
+
+def test_kinds_need_their_fields() -> None:
+    assert {s.kind for s in samples_for(KO, seed=0)} == set(KINDS)
+    assert [s.kind for s in samples_for(BARE, seed=0)] == ["summary"]
+    en_kinds = {s.kind for s in samples_for(EN, seed=0)}
+    assert en_kinds == {"summary", "requirements", "conditions", "apply"}  # no duties listed
+
+
+def test_answers_quote_the_posting() -> None:
+    answers = {s.kind: s.answer for s in samples_for(KO, seed=3)}
+    assert all(r in answers["requirements"] for r in KO.requirements + KO.skills)
+    assert KO.salary in answers["conditions"] and all(b in answers["conditions"] for b in KO.benefits)
+    assert all(v in answers["apply"] for v in KO.contacts.values())
+    assert all(d in answers["duties"] for d in KO.responsibilities)
+
+
+def test_missing_salary_is_said_not_invented() -> None:
+    p = Posting(
+        id="x", title="Cook", content="Cook Korean food for our guests every day.", benefits=("Meals",)
+    )
+    (conditions,) = [s for s in samples_for(p, seed=0) if s.kind == "conditions"]
+    assert "not stated" in conditions.answer and not re.search(r"\d", conditions.answer)
+
+
+@pytest.fixture(scope="module")
+def sample_postings() -> list[Posting]:
+    return load_postings(SAMPLE)[0]
+
+
+def test_no_number_in_an_answer_is_made_up(sample_postings: list[Posting]) -> None:
+    # Every number an answer states must appear in the posting: the answers only rearrange facts.
+    for p in sample_postings:
+        facts = render_doc(p) + " ".join(str(v) for v in vars(p).values())
+        for s in samples_for(p, seed=5):
+            for number in re.findall(r"\d[\d,.]*", s.answer):
+                assert number.rstrip(".,") in facts, (p.id, s.kind, number)
+
+
+def test_same_seed_same_samples_other_seed_other_phrasings(sample_postings: list[Posting]) -> None:
+    some = sample_postings[:40]
+    first = list(make_samples(some, seed=7))
+    assert first == list(make_samples(some, seed=7))
+    other = list(make_samples(some, seed=8))
+    assert [(s.posting_id, s.kind) for s in first] == [(s.posting_id, s.kind) for s in other]
+    assert sum(a.question != b.question for a, b in zip(first, other, strict=True)) > len(first) // 3
+    # A posting's samples do not depend on which other postings are converted with it.
+    assert list(make_samples(some[5:6], seed=7)) == [s for s in first if s.posting_id == some[5].id]
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown question kinds"):
+        list(make_samples([KO], seed=0, kinds=["salary", "summary"]))
