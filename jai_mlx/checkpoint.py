@@ -26,8 +26,12 @@ def to_contract(model: GPT, dtype: mx.Dtype | None = None) -> dict[str, mx.array
 
 
 def from_contract(tensors: dict[str, mx.array]) -> dict[str, mx.array]:
-    """The inverse of `to_contract`: weights the twin's modules accept."""
-    return {name: t.T if weights.is_conv1d(name) else t for name, t in tensors.items()}
+    """The inverse of `to_contract`: weights the twin's modules accept.
+
+    The transposes are made contiguous: a transposed view would make every matmul read the weight
+    with a stride (slower), and can round differently from a model built in memory.
+    """
+    return {name: mx.contiguous(t.T) if weights.is_conv1d(name) else t for name, t in tensors.items()}
 
 
 def save_model(

@@ -8,6 +8,7 @@ module, so there is nothing to untie, save twice or forget to re-tie.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -31,6 +32,9 @@ class KVCache:
         self.values[:, :, self.offset : end] = v
         self.offset = end
         return self.keys[:, :, :end], self.values[:, :, :end]
+
+    def reset(self) -> None:
+        self.offset = 0  # the buffers stay allocated; positions past the offset are never read
 
 
 def make_cache(model: GPT, batch: int) -> list[KVCache]:
@@ -74,8 +78,18 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
 
     def __call__(self, x: mx.array) -> mx.array:
-        # GPT-2's "gelu_new": the tanh approximation, not MLX's default exact erf.
-        return self.c_proj(nn.gelu_approx(self.c_fc(x)))
+        return self.c_proj(gelu_new(self.c_fc(x)))
+
+
+@partial(mx.compile, shapeless=True)
+def gelu_new(x: mx.array) -> mx.array:
+    """GPT-2's "gelu_new": the tanh approximation (MLX's default GELU is the exact erf one).
+
+    Written through 0.5 * (1 + tanh(z)) == sigmoid(2z): the same function as `nn.gelu_approx`, with
+    one transcendental op that MLX's CPU backend runs faster than tanh, fused into one kernel.
+    1.5957691216057308 is 2 * sqrt(2 / pi).
+    """
+    return x * mx.sigmoid(1.5957691216057308 * (x + 0.044715 * x**3))
 
 
 class Block(nn.Module):
@@ -103,8 +117,14 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         init_weights(self, seed)
 
-    def __call__(self, idx: mx.array, cache: list[KVCache] | None = None) -> mx.array:
-        """Logits [B, T, vocab] for token ids [B, T]; with a cache, T new tokens after those cached."""
+    def __call__(
+        self, idx: mx.array, cache: list[KVCache] | None = None, last_only: bool = False
+    ) -> mx.array:
+        """Logits [B, T, vocab] for token ids [B, T]; with a cache, T new tokens after those cached.
+
+        `last_only` gives logits [B, 1, vocab] of the last position alone: generation reads nothing else,
+        and the head is the largest matmul of a small model (vocab x width for every position).
+        """
         T = idx.shape[1]
         offset = cache[0].offset if cache else 0
         if offset + T > self.config.block_size:
@@ -113,6 +133,8 @@ class GPT(nn.Module):
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for i, block in enumerate(self.h):
             x = block(x, cache[i] if cache else None)
+        if last_only:
+            x = x[:, -1:]
         return self.wte.as_linear(self.ln_f(x))  # the head is tied to the token embedding
 
 

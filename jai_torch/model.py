@@ -32,6 +32,9 @@ class KVCache:
         self.offset = end
         return self.keys[:, :, :end], self.values[:, :, :end]
 
+    def reset(self) -> None:
+        self.offset = 0  # the buffers stay allocated; positions past the offset are never read
+
 
 def make_cache(model: GPT, batch: int) -> list[KVCache]:
     p = model.wte.weight
@@ -102,8 +105,14 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         init_weights(self, seed)
 
-    def forward(self, idx: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
-        """Logits [B, T, vocab] for token ids [B, T]; with a cache, T new tokens after those cached."""
+    def forward(
+        self, idx: torch.Tensor, cache: list[KVCache] | None = None, last_only: bool = False
+    ) -> torch.Tensor:
+        """Logits [B, T, vocab] for token ids [B, T]; with a cache, T new tokens after those cached.
+
+        `last_only` gives logits [B, 1, vocab] of the last position alone: generation reads nothing else,
+        and the head is the largest matmul of a small model (vocab x width for every position).
+        """
         T = idx.shape[1]
         offset = cache[0].offset if cache else 0
         if offset + T > self.config.block_size:
@@ -112,6 +121,8 @@ class GPT(nn.Module):
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for i, block in enumerate(self.h):
             x = block(x, cache[i] if cache else None)
+        if last_only:
+            x = x[:, -1:]
         return F.linear(self.ln_f(x), self.wte.weight)  # the head is tied to the token embedding
 
 
