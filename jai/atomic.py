@@ -65,6 +65,17 @@ def write_json_atomic(dest: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(dest, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under `folder`, then the folders themselves, before the rename publishes them."""
+    for f in folder.iterdir():
+        if f.is_dir():
+            _fsync_tree(f)
+        elif f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(folder)
+
+
 @contextmanager
 def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it takes the place of `dest`.
@@ -81,11 +92,7 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes directories owner-only
     try:
         yield tmp
-        for f in tmp.iterdir():
-            if f.is_file():
-                with open(f, "rb+") as fh:
-                    os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        _fsync_tree(tmp)
         if dest.exists():
             old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(dest, old)

@@ -191,9 +191,20 @@ def save_checkpoint(
     """Write a checkpoint directory atomically; `save_weights(path)` writes the safetensors file."""
     ckpt_dir = Path(ckpt_dir)
     with atomic_directory(ckpt_dir) as tmp:
-        save_weights(tmp / WEIGHTS_FILE)
-        text = json.dumps(cfg.to_hf(writer), indent=2) + "\n"
-        (tmp / CONFIG_FILE).write_text(text, encoding="utf-8")
-        if tokenizer is not None:
-            shutil.copyfile(tokenizer, tmp / TOKENIZER_FILE)
+        write_model_files(tmp, cfg, writer, save_weights, tokenizer)
     return ckpt_dir
+
+
+def write_model_files(
+    folder: Path,
+    cfg: GPTConfig,
+    writer: str,
+    save_weights: Callable[[Path], None],
+    tokenizer: str | os.PathLike | None = None,
+) -> None:
+    """The files of a checkpoint, into a folder that the caller makes atomic (see `save_checkpoint`)."""
+    save_weights(folder / WEIGHTS_FILE)
+    text = json.dumps(cfg.to_hf(writer), indent=2) + "\n"
+    (folder / CONFIG_FILE).write_text(text, encoding="utf-8")
+    if tokenizer is not None:
+        shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
