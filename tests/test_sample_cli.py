@@ -1,0 +1,234 @@
+"""`jai sample` end to end: a real tiny checkpoint (BPE tokenizer + random GPT), both twins, no mocks."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from data.qa import build_prompt
+from jai import cli, sample_cli
+from jai.config import GPTConfig
+from jai.sampling import SamplingConfig
+from jai.serve import default_stop_ids
+from jai.tokenizer import Tokenizer
+from jai_torch import checkpoint as torch_ckpt
+from jai_torch import generate as torch_gen
+from jai_torch.model import GPT
+
+LINES = [
+    "백엔드 개발자를 모집합니다. 자격 요건: Python 3년 이상.",
+    "We are hiring a backend engineer in Seoul. Salary: negotiable.",
+    "데이터 엔지니어 채용, 근무지: 서울 강남구, 연봉 협의.",
+    "Requirements: SQL, Spark, and a love of clean pipelines.",
+] * 3
+PROMPT = "We are hiring"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny per-token work: a second torch thread only adds waiting on 2 cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_checkpoint(run_dir) -> tuple[object, object]:
+    """A tokenizer and a random GPT of its vocabulary, saved as `<run_dir>/ckpt` like `jai train` does."""
+    tok = Tokenizer.train(LINES, vocab_size=320, min_frequency=1, show_progress=False)
+    tok_path = run_dir / "tokenizer.json"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tok.save(tok_path)
+    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=32)
+    model = GPT(cfg, seed=0)
+    # GPT-2's init makes a random model repeat one token; unit-scale weights make greedy text wander.
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
+    torch_ckpt.save_model(model, run_dir / "ckpt", tokenizer=tok_path)
+    return tok, model
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sample") / "run"
+    make_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(run_dir):
+    return run_dir / "ckpt"
+
+
+@pytest.fixture(scope="module")
+def tok(ckpt):
+    return Tokenizer.load(ckpt / "tokenizer.json")
+
+
+def sample(capsys, *argv: str) -> tuple[int, str, str]:
+    code = sample_cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def expected_greedy(ckpt, tok, text: str, max_new_tokens: int) -> str:
+    cfg = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, stop_ids=default_stop_ids(tok))
+    model = torch_ckpt.load_model(ckpt)
+    return tok.decode(torch_gen.generate_tokens(model, [tok.encode(text)], cfg)[0])
+
+
+def test_greedy_is_the_same_with_both_twins_and_matches_generate_tokens(capsys, ckpt, tok):
+    outs = {}
+    for backend in ("torch", "mlx"):
+        code, outs[backend], err = sample(
+            capsys, str(ckpt), "--backend", backend, "--prompt", PROMPT, "--temperature", "0",
+            "--max-new-tokens", "20",
+        )  # fmt: skip
+        assert code == 0, err
+        assert "tokens/s" in err  # the summary goes to stderr, not into the text
+    want = expected_greedy(ckpt, tok, PROMPT, 20)
+    assert len(want) > 5  # the random model does say something
+    assert outs["torch"] == outs["mlx"] == want + "\n"
+
+
+def test_no_stream_prints_the_same_text(capsys, ckpt):
+    argv = [
+        str(ckpt),
+        "--backend",
+        "torch",
+        "--prompt",
+        PROMPT,
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "20",
+    ]
+    _, streamed, _ = sample(capsys, *argv)
+    _, whole, _ = sample(capsys, *argv, "--no-stream")
+    assert streamed == whole
+
+
+def test_a_run_dir_and_the_ckpt_flag_are_accepted(capsys, run_dir, ckpt):
+    argv = ["--backend", "torch", "--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "8"]
+    _, direct, _ = sample(capsys, str(ckpt), *argv)
+    code, via_run, err = sample(capsys, "--ckpt", str(run_dir), *argv)
+    assert code == 0, err
+    assert via_run == direct
+
+
+def test_question_is_wrapped_in_the_training_format(capsys, ckpt, tmp_path):
+    question, doc = "연봉은 얼마인가요?", "데이터 엔지니어 채용, 근무지: 서울 강남구, 연봉 협의."
+    common = ["--backend", "torch", "--temperature", "0", "--max-new-tokens", "12"]
+    _, raw, _ = sample(capsys, str(ckpt), *common, "--prompt", build_prompt(question, doc))
+    _, asked, _ = sample(capsys, str(ckpt), *common, "--question", question, "--doc", doc)
+    (tmp_path / "posting.txt").write_text(doc + "\n", encoding="utf-8")
+    _, from_file, _ = sample(
+        capsys, str(ckpt), *common, "--question", question, "--doc-file", str(tmp_path / "posting.txt")
+    )
+    assert asked == raw == from_file
+
+
+def test_a_batch_prints_each_prompt_after_the_other(capsys, ckpt, tok):
+    prompts = [PROMPT, "데이터", "Requirements: SQL"]
+    argv = ["--backend", "mlx", "--temperature", "0", "--max-new-tokens", "10"]
+    code, out, err = sample(capsys, str(ckpt), *argv, *[a for p in prompts for a in ("--prompt", p)])
+    assert code == 0, err
+    for i, p in enumerate(prompts):
+        header = f"{'=' * 20} sample {i + 1} of 3 {'=' * 20}\n"
+        assert header in out
+        assert header + expected_greedy(ckpt, tok, p, 10) + "\n" in out
+
+
+def test_a_seed_makes_a_sample_repeatable(capsys, ckpt):
+    argv = [str(ckpt), "--backend", "torch", "--prompt", PROMPT, "--temperature", "1.0", "--top-k", "20"]
+    runs = [
+        sample(capsys, *argv, "--top-p", "0.9", "--seed", "7", "--max-new-tokens", "15")[1] for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_streaming_never_splits_a_character(tok):
+    text = "근무지: 서울 강남구, 연봉 협의. Python 3년 이상."
+    ids = tok.encode(text)
+    assert any("\ufffd" in tok.decode([i]) for i in ids)  # some tokens are bytes of a Hangul character
+    pieces = list(sample_cli.stream_text(tok, ([i] for i in ids)))
+    assert "".join(pieces) == text
+    assert not any("\ufffd" in p for p in pieces)
+
+
+# --- errors: a message naming the thing, a non-zero exit, no traceback ----------------------------------
+
+
+def test_missing_checkpoint_dir(capsys, tmp_path):
+    code, out, err = sample(capsys, str(tmp_path / "nope"), "--prompt", "hi")
+    assert code == 1 and out == ""
+    assert "nope" in err and "no such checkpoint directory" in err and "Traceback" not in err
+
+
+def test_a_directory_that_is_not_a_checkpoint(capsys, tmp_path):
+    code, _, err = sample(capsys, str(tmp_path), "--prompt", "hi")
+    assert code == 1
+    assert "config.json" in err
+
+
+def test_missing_tokenizer_is_named_and_tokenizer_flag_fixes_it(capsys, ckpt, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(ckpt, bare)
+    (bare / "tokenizer.json").unlink()
+    code, _, err = sample(capsys, str(bare), "--backend", "torch", "--prompt", "hi")
+    assert code == 1
+    assert "tokenizer.json" in err and "--tokenizer" in err
+    argv = ["--backend", "torch", "--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "6"]
+    code, out, err = sample(capsys, str(bare), *argv, "--tokenizer", str(ckpt / "tokenizer.json"))
+    assert code == 0, err
+    assert out == sample(capsys, str(ckpt), *argv)[1]
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--top-p", "1.5"], "--top-p"),
+        (["--top-k", "0"], "--top-k"),
+        (["--temperature", "-1"], "--temperature"),
+        (["--max-new-tokens", "0"], "--max-new-tokens"),
+    ],
+)
+def test_bad_sampling_flags_are_named(capsys, ckpt, flags, named):
+    code, out, err = sample(capsys, str(ckpt), "--prompt", "hi", *flags)
+    assert code == 2 and out == ""
+    assert f"error: {named} must" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "give --prompt TEXT, or --question"),
+        (["--prompt", "a", "--question", "b"], "not both"),
+        (["--prompt", "a", "--doc", "b"], "--doc/--doc-file go with --question"),
+        (["--prompt", ""], "encodes to no tokens"),
+        (["--question", "q", "--doc-file", "/nonexistent/posting.txt"], "--doc-file"),
+    ],
+)
+def test_bad_prompt_flags(capsys, ckpt, argv, message):
+    code, _, err = sample(capsys, str(ckpt), *argv)
+    assert code == 2
+    assert message in err
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        sample_cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    flags = "--ckpt --tokenizer --backend --device --prompt --question --doc --doc-file --temperature"
+    for flag in (flags + " --top-k --top-p --max-new-tokens --seed --no-stream").split():
+        assert flag in out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["sample", "--help"])
+    assert e.value.code == 0
+    assert "usage: jai sample" in capsys.readouterr().out
