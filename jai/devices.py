@@ -1,0 +1,34 @@
+"""Device and dtype choices shared by both twins, without importing either framework.
+
+Each twin's `device.py` answers what its framework can see (`resolve_device`, `supports_bf16`); the
+rules for turning a request into a choice live here once, so `--dtype auto` means the same in both:
+bfloat16 on a GPU that supports it, float32 everywhere else (CPU runs stay in float32: neither
+framework has a fast bfloat16 matmul on the CPU).
+"""
+
+from __future__ import annotations
+
+import platform
+
+DTYPES = ("auto", "float32", "bfloat16")
+BACKENDS = ("mlx", "torch")
+
+
+class DeviceError(ValueError):
+    """A device or dtype that was asked for and is not available here."""
+
+
+def default_backend() -> str:
+    """MLX on Apple silicon (macOS on arm64), PyTorch everywhere else; both can always be chosen."""
+    return "mlx" if platform.system() == "Darwin" and platform.machine() == "arm64" else "torch"
+
+
+def resolve_dtype(requested: str, device: str, bf16_ok: bool) -> str:
+    """Turn `auto|float32|bfloat16` into the dtype a run uses on `device`, or explain why not."""
+    if requested not in DTYPES:
+        raise DeviceError(f"unknown dtype {requested!r}; choose one of {', '.join(DTYPES)}")
+    if requested == "auto":
+        return "bfloat16" if bf16_ok else "float32"
+    if requested == "bfloat16" and not bf16_ok:
+        raise DeviceError(f"bfloat16 is not supported on device {device!r} here; use --dtype float32")
+    return requested

@@ -1,0 +1,223 @@
+"""`jai train`: train a JAI model with either twin (MLX or PyTorch), resumable, time-boundable.
+
+The twin is imported only once chosen, so `--backend torch` never loads MLX and the other way round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from jai.config import ConfigError, GPTConfig
+from jai.dataset import DatasetError
+from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend
+from jai.train_config import TrainConfig
+from jai.train_state import CKPT_DIR, TrainingDiverged, read_state_json, recover_checkpoint
+from jai.weights import CheckpointError, read_config
+
+EPILOG = """\
+examples:
+  jai train                                        # out/data -> out/run, 6 layers x 384, context 256
+  jai train --backend torch --device cuda --max-steps 5000 --batch-size 32
+  jai train --max-seconds 600                      # stop (with a checkpoint) after ten minutes
+  jai train --resume                               # continue out/run exactly where it stopped
+  jai train --init-from out/run/ckpt --out out/ft --lr 1e-4 --max-steps 500
+
+A run writes <out>/ckpt (the latest checkpoint: config.json, model.safetensors, tokenizer.json, which
+transformers, mlx-lm and `jai sample` open as a GPT-2, plus train_state/ for --resume) and
+<out>/metrics.jsonl (one JSON line per step and per evaluation). A run started with one backend can be
+resumed with the other. Interrupt it any way you like, `kill -9` included: --resume continues from the
+last checkpoint and, on the same backend and device, ends with exactly the weights of an uninterrupted run.
+"""
+
+MODEL_FLAGS = {
+    "n_layer": (int, "transformer blocks"),
+    "n_head": (int, "attention heads (must divide --n-embd)"),
+    "n_embd": (int, "embedding width"),
+    "block_size": (int, "context length in tokens"),
+    "dropout": (float, "dropout probability while training"),
+}
+TRAIN_HELP = {
+    "batch_size": "sequences per micro-batch",
+    "grad_accum": "micro-batches per optimizer step (tokens/step = grad_accum x batch_size x block_size)",
+    "max_steps": "optimizer steps; the cosine schedule ends here",
+    "lr": "peak learning rate, reached after the warmup",
+    "min_lr": "learning rate at the end of the cosine decay",
+    "warmup_steps": "steps of linear warmup",
+    "weight_decay": "AdamW decoupled weight decay, on 2-D weights only",
+    "beta1": "Adam beta1",
+    "beta2": "Adam beta2",
+    "eps": "Adam epsilon",
+    "grad_clip": "clip the global gradient norm to this (0: no clipping)",
+    "eval_interval": "evaluate on val.bin every this many steps (and at the end)",
+    "eval_batches": "batches per evaluation (the same fixed batches every time)",
+    "ckpt_interval": "save <out>/ckpt every this many steps (and at the end)",
+    "seed": "seed for the initial weights, the batch order and dropout",
+}
+EXPECTED_ERRORS = (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    DeviceError,
+    FileNotFoundError,
+    NotADirectoryError,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jai train",
+        description="Train a JAI GPT on token files from `jai prepare`, with the MLX or the PyTorch twin.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default_backend(),
+        help="which twin trains (default here: %(default)s; MLX on Apple silicon, PyTorch elsewhere)",
+    )
+    run.add_argument(
+        "--data", default="out/data", metavar="DIR", help="data dir from `jai prepare` (default: %(default)s)"
+    )
+    run.add_argument(
+        "--out",
+        default="out/run",
+        metavar="DIR",
+        help="run dir for ckpt/ and metrics.jsonl (default: %(default)s)",
+    )
+    run.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "gpu", "cuda", "mps"),
+        help="auto (default): the GPU if there is one, else the CPU. MLX: cpu|gpu; PyTorch: cpu|cuda|mps",
+    )
+    run.add_argument(
+        "--dtype",
+        default="auto",
+        choices=DTYPES,
+        help="auto (default): bfloat16 on a GPU that supports it, float32 on the CPU",
+    )
+    run.add_argument(
+        "--max-seconds",
+        type=float,
+        metavar="S",
+        help="stop after S seconds of training, with a checkpoint, to --resume later (default: no limit)",
+    )
+    run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    run.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start a new run from this checkpoint's weights (fresh optimizer, step 0)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (the log lines remain)")
+
+    shape = GPTConfig()
+    model = p.add_argument_group(
+        "model shape (new runs; the vocabulary size comes from the data; --resume keeps the checkpoint's)"
+    )
+    for name, (kind, help_) in MODEL_FLAGS.items():
+        default = getattr(shape, name)
+        model.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            metavar="N" if kind is int else "P",
+            help=f"{help_} (default: {default})",
+        )
+
+    defaults = TrainConfig()
+    train = p.add_argument_group("training (--resume keeps the checkpoint's values unless given)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "dtype":
+            continue  # --dtype, above
+        default = getattr(defaults, f.name)
+        kind = type(default)
+        train.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=kind,
+            metavar="N" if kind is int else "X",
+            help=f"{TRAIN_HELP[f.name]} (default: {default})",
+        )
+    return p
+
+
+def _given(args: argparse.Namespace, names: Any) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _configs(args: argparse.Namespace, dtype: str) -> tuple[GPTConfig | None, TrainConfig | None]:
+    """The model and training configs to pass on: flags over the checkpoint's values, or over the defaults."""
+    shape = _given(args, MODEL_FLAGS)
+    settings = _given(args, [f.name for f in dataclasses.fields(TrainConfig) if f.name != "dtype"])
+    settings["dtype"] = dtype
+    ckpt = Path(args.out) / CKPT_DIR
+    if args.resume:
+        note = recover_checkpoint(ckpt)  # a save interrupted between its two renames
+        if note:
+            print(note, file=sys.stderr)
+        if not ckpt.exists():
+            return None, None  # train() explains that there is nothing to resume
+        model_cfg = read_config(ckpt).replace(**shape) if shape else None
+        return model_cfg, read_state_json(ckpt).train_config.replace(**settings)
+    if args.init_from:
+        model_cfg = read_config(args.init_from).replace(**shape) if shape else None
+        return model_cfg, TrainConfig(**settings)
+    return GPTConfig(**shape), TrainConfig(**settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        twin = importlib.import_module(f"jai_{args.backend}.train")
+        devices = importlib.import_module(f"jai_{args.backend}.device")
+    except ImportError as e:
+        print(f"jai train: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        device = devices.resolve_device(args.device)
+        try:
+            model_cfg, train_cfg = _configs(args, devices.default_dtype(device, args.dtype))
+        except (TypeError, ValueError) as e:
+            if isinstance(e, EXPECTED_ERRORS):
+                raise
+            raise ConfigError(f"bad setting: {e}") from None  # TrainConfig refusing its values
+        summary = twin.train(
+            args.data,
+            args.out,
+            model_cfg,
+            train_cfg,
+            device=device,
+            resume=args.resume,
+            init_from=args.init_from,
+            max_seconds=args.max_seconds,
+            progress=not args.no_progress,
+        )
+    except EXPECTED_ERRORS as e:
+        print(f"jai train: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"jai train: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"\njai train: interrupted; `--resume --out {args.out}` continues from the last checkpoint",
+            file=sys.stderr,
+        )
+        return 130
+    val = summary["val_loss"]
+    print(
+        f"step {summary['step']} ({summary['stopped']}), val loss {val:.4f}, "
+        f"{summary['tokens_per_sec']:,.0f} tokens/s; checkpoint: {summary['ckpt']}"
+        if val is not None
+        else f"step {summary['step']}; checkpoint: {summary['ckpt']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
