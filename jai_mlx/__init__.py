@@ -1,5 +1,11 @@
 """JAI's MLX twin. Mirrors jai_torch file for file; shared, framework-free code lives in `jai`."""
 
+# On Linux, put a fast BLAS in the global symbol scope before MLX loads (see jai_mlx/blas.py): the
+# mlx-cpu wheel's own BLAS is the slow reference one. Does nothing on macOS; never raises.
+from jai_mlx import blas as _blas
+
+_blas.preload()
+
 try:
     import mlx.core  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on what is installed

@@ -7,7 +7,14 @@ import os
 # Parity needs true fp32: MLX runs fp32 matmuls as TF32 on CUDA unless told otherwise (read at import).
 os.environ.setdefault("MLX_ENABLE_TF32", "0")
 
+import contextlib
+
 import pytest
+
+# The MLX twin loads a fast BLAS before mlx.core (jai_mlx/blas.py); a test module importing mlx.core
+# first would leave MLX on its slow reference BLAS for the whole session.
+with contextlib.suppress(ImportError):
+    import jai_mlx  # noqa: F401
 
 from jai.config import GPTConfig
 
