@@ -209,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    val = summary["val_loss"]
+    val, initial = summary["val_loss"], summary["initial_val_loss"]
+    untrained = f" (untrained {initial:.4f})" if initial is not None else ""
     print(
-        f"step {summary['step']} ({summary['stopped']}), val loss {val:.4f}, "
+        f"step {summary['step']} ({summary['stopped']}), val loss {val:.4f}{untrained}, "
         f"{summary['tokens_per_sec']:,.0f} tokens/s; checkpoint: {summary['ckpt']}"
         if val is not None
         else f"step {summary['step']}; checkpoint: {summary['ckpt']}"

@@ -220,6 +220,11 @@ def train(
         f"{devices.describe(name)}, {dtype}: {model.config.num_params():,} parameters, "
         f"{tokens_per_step:,} tokens/step, {'resuming at' if resumed else 'starting from'} step {start}"
     )
+    initial_val_loss = None
+    if resumed is None and cfg.max_steps > 0:  # nanoGPT's step-0 evaluation: the untrained baseline
+        initial_val_loss = evaluate(model, val_batches, cfg)
+        metrics.write({"step": 0, "val_loss": initial_val_loss, "elapsed": 0.0})
+        log(f"step 0: val loss {initial_val_loss:.4f} (untrained)")
     bar = tqdm(total=cfg.max_steps, initial=start, unit="step", desc=WRITER, disable=not progress)
     stopped = "max_steps"
     t_start = t_last = time.perf_counter()
@@ -300,6 +305,7 @@ def train(
         "step": state.step,
         "stopped": stopped,
         "loss": state.loss,
+        "initial_val_loss": initial_val_loss,
         "val_loss": state.val_loss,
         "best_val_loss": state.best_val_loss,
         "tokens_seen": state.tokens_seen,
