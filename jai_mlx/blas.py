@@ -35,6 +35,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import glob
+import importlib.util
 import os
 import shutil
 import sys
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 ENV = "JAI_BLAS"
+TORCH_FIRST_ENV = "JAI_TORCH_FIRST"
 OFF = {"0", "off", "none", "false", "no"}
 GFORTRAN = "libgfortran.so.5"
 
@@ -187,6 +189,7 @@ def _preload(state: dict[str, Any]) -> None:
     if choice.lower() in OFF:
         state["status"], state["note"] = "disabled", f"{ENV}={choice}: MLX keeps its bundled BLAS"
         return
+    _torch_first(state)
     if mlx_already_imported():
         # The library still loads, but MLX has already bound its BLAS symbols (measured: the GEMM
         # speed stays the reference BLAS's even when no matmul has run yet). Say so; the GEMM
@@ -211,6 +214,28 @@ def _preload(state: dict[str, Any]) -> None:
             state["note"] + "; " if state["note"] else ""
         ) + "no fast BLAS found (pip install ngsolve-openblas, or apt-get install libopenblas0-pthread)"
     state["status"] = "failed" if choice else "bundled"
+
+
+def _torch_first(state: dict[str, Any]) -> None:
+    """Import PyTorch before the library is loaded, where PyTorch is installed and not yet imported.
+
+    A library in the global symbol scope interposes on every library loaded after it that looks up the
+    same names, and PyTorch's CPU wheel reaches its bundled MKL through such names (sgemm_, the batched
+    cblas calls). Imported after OpenBLAS, PyTorch runs its matmuls through OpenBLAS, measured 2x
+    slower here, and its batched matmul crashes. Imported first, it keeps MKL, and MLX still finds
+    OpenBLAS. The cost is PyTorch's import time (~1 s) in MLX processes on machines that have it.
+    `JAI_TORCH_FIRST=0` skips it, for processes that will never import torch (the benchmark's workers).
+    """
+    if "torch" in sys.modules or os.environ.get(TORCH_FIRST_ENV, "").strip().lower() in OFF:
+        return
+    if importlib.util.find_spec("torch") is None:
+        return
+    try:
+        import torch  # noqa: F401
+    except Exception as e:  # a broken torch install must not break the MLX twin
+        state["errors"].append(f"importing torch first: {e!r}")
+    else:
+        state["torch_first"] = True
 
 
 def measure_gemm(n: int = 512, seconds: float = 0.3) -> dict[str, Any]:

@@ -153,3 +153,33 @@ print(json.dumps(errs))
 """
     errs = info_in_subprocess(code)
     assert max(errs) < 1e-4, errs
+
+
+TORCH_AFTER_MLX = """
+import json, sys
+import jai_mlx
+torch_first = "torch" in sys.modules
+import numpy as np, torch
+torch.manual_seed(0)
+q, k = torch.randn(2, 3, 64, 32), torch.randn(2, 3, 64, 32)
+got = (q @ k.transpose(-1, -2)).numpy()  # a batched matmul: what crashed when OpenBLAS came first
+want = np.einsum("bhqd,bhkd->bhqk", q.double().numpy(), k.double().numpy())
+print(json.dumps({"torch_first": torch_first, "err": float(np.abs(got - want).max())}))
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or importlib.util.find_spec("torch") is None,
+    reason="the preload and the symbol clash exist on Linux, with torch installed",
+)
+def test_torch_imported_after_jai_mlx_keeps_its_own_blas():
+    out = info_in_subprocess(TORCH_AFTER_MLX)
+    assert out["torch_first"]  # preload imported torch before putting OpenBLAS in the global scope
+    assert out["err"] < 1e-4
+    info = info_in_subprocess(INFO)
+    assert info["status"] == "loaded" and info["gemm_rel_err"] < 1e-5  # and MLX still has the fast BLAS
+    # The benchmark's one-framework workers skip it.
+    skipped = info_in_subprocess(
+        "import json, sys, jai_mlx; print(json.dumps('torch' in sys.modules))", JAI_TORCH_FIRST="0"
+    )
+    assert skipped is False
