@@ -23,7 +23,13 @@ ODD = GPTConfig(vocab_size=251, block_size=33, n_layer=3, n_head=3, n_embd=48)
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _true_fp32() -> None:
+def _torch_fp32_one_thread() -> None:
+    """True float32 matmuls, and one intra-op thread.
+
+    Tests run small models, where a second OpenMP thread mostly waits, and on a busy 2-core machine
+    makes PyTorch's tiny steps up to ~100x slower. One thread is also what the kill -9 subprocesses of
+    the resume tests use, so their sums match in-process runs bit for bit.
+    """
     try:
         import torch
     except ImportError:
@@ -31,3 +37,4 @@ def _true_fp32() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
+    torch.set_num_threads(1)

@@ -38,16 +38,6 @@ TWINS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny per-token work: torch's second intra-op thread only adds waiting (~100x slower when the other
-    core is busy with something else)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     model = torch_model.GPT(CFG, seed=3)

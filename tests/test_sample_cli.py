@@ -26,15 +26,6 @@ LINES = [
 PROMPT = "We are hiring"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny per-token work: a second torch thread only adds waiting on 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_checkpoint(run_dir) -> tuple[object, object]:
     """A tokenizer and a random GPT of its vocabulary, saved as `<run_dir>/ckpt` like `jai train` does."""
     tok = Tokenizer.train(LINES, vocab_size=320, min_frequency=1, show_progress=False)

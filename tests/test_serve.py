@@ -171,17 +171,6 @@ def test_the_semaphore_bounds_concurrent_generations():
     assert state["calls"] == n and state["peak"] == 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny per-token work: torch's second intra-op thread only adds waiting on a busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY = GPTConfig(vocab_size=len(ALPHABET), block_size=16, n_layer=2, n_head=2, n_embd=32)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from jai import cli, serve_cli
@@ -15,14 +14,6 @@ from jai_torch import generate as torch_gen
 from tests.test_sample_cli import make_checkpoint
 
 PROMPT = "We are hiring"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

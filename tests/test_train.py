@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from safetensors.numpy import load_file
 
 from jai import train_cli, train_state
@@ -99,16 +98,6 @@ def max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
 def mean_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     assert a.keys() == b.keys()
     return float(np.mean(np.concatenate([np.abs(a[k] - b[k]).ravel() for k in a])))
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    # On a small shared CPU, two OpenMP threads can make PyTorch's tiny steps ~100x slower; one thread
-    # is fast and deterministic (the kill -9 subprocess uses one too, so its sums match in-process runs).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

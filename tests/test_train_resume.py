@@ -30,7 +30,6 @@ from tests.test_train import (  # noqa: F401 - fixtures
     QUIET,
     ROOT,
     TWINS,
-    _one_torch_thread,
     curves,
     data,
     init_ckpt,
