@@ -1,0 +1,334 @@
+"""`jai bench`: the twins against each other and against transformers and mlx-lm.
+
+    jai bench                                  # the default run, ~10 minutes on a quiet 2-core CPU
+    jai bench --quick --config tiny            # a smoke run, about a minute
+    jai bench --full                           # the long version, ~30-40 minutes on a 2-core CPU
+    jai bench --only train,peers --config default --out bench-results/mine
+
+Every job runs in its own process (benchmarks/worker.py); the results land in one folder:
+results.json (every figure with its samples), report.md (the tables, with the targets), and PNG plots.
+See docs/benchmarks.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from benchmarks import machine, plan
+from benchmarks.plan import FRAMEWORK, PARTS, SIZES, TWINS, Job
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jai bench",
+        description="Benchmark the twins (training, inference, memory, loss curves) against each other and "
+        "against transformers and mlx-lm, on every device this machine has.",
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {','.join(PARTS)} (default: all); "
+        "'peers' adds transformers and mlx-lm to the training and inference parts",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a smoke run of about a minute: few steps, short prompts"
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="the long version (about 30-40 min on a 2-core CPU): 5 windows of 2 steps, 200-step loss "
+        "curves at batch 4, 64 decode tokens, 5 repeats",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="results folder (default: bench-results/<timestamp>/)"
+    )
+    p.add_argument(
+        "--config",
+        choices=sorted(SIZES),
+        default="default",
+        help="model size (default: default = 6 layers, 6 heads, 384 wide, context 256, vocab 24000)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="prepared token directory (train.bin + meta.json) for the loss curves; default: the "
+        "bundled postings, prepared into the results folder (random tokens with --quick)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="loss-curve steps per twin (default: 60, quick: 5, full: 200)"
+    )
+    p.add_argument(
+        "--windows", type=int, default=None, help="timed training windows per runner (default: 3, full: 5)"
+    )
+    p.add_argument(
+        "--devices",
+        default="all",
+        help="devices to run on: all (default), or a comma list of cpu, gpu (MLX: Metal/CUDA; "
+        "PyTorch: CUDA/MPS)",
+    )
+    p.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="OPENBLAS_NUM_THREADS for the MLX workers (default: OpenBLAS's own, one per core). On a busy "
+        "machine 1 keeps OpenBLAS's spinning worker threads from stealing the core MLX's own ops run on",
+    )
+    p.add_argument("--frameworks", default="mlx,torch", help="which twins to run (default: mlx,torch)")
+    p.add_argument("--seed", type=int, default=1337, help="weights, batches and prompts (default: 1337)")
+    return p
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [x for x in parts if x not in PARTS]
+    if bad:
+        raise SystemExit(f"jai bench: unknown part(s) {', '.join(bad)}; choose from {', '.join(PARTS)}")
+    return parts
+
+
+def _worker_env(blas_threads: int | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    if blas_threads:
+        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (str(ROOT), env.get("PYTHONPATH", "")) if x)
+    env.setdefault("JAI_TORCH_FIRST", "0")  # one framework per job: no torch import in MLX jobs (blas.py)
+    env.setdefault("MLX_ENABLE_TF32", "0")  # true fp32 on CUDA, as the twins' parity needs
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    env.setdefault("HF_HUB_OFFLINE", "1")  # peers load our checkpoint directory, never the hub
+    return env
+
+
+def run_job(job: Job, workdir: Path, bar: tqdm | None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one job in a fresh interpreter; return its output (ok, result or error, rss, wall)."""
+    safe = job.name.replace(" ", "_").replace("/", "-")
+    spec_path, out_path, log_path = (
+        workdir / f"{safe}.spec.json",
+        workdir / f"{safe}.out.json",
+        workdir / f"{safe}.log",
+    )
+    spec_path.write_text(json.dumps(job.spec), encoding="utf-8")
+    if bar is not None:
+        bar.set_postfix_str(job.name)
+    done = 0
+    start = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(out_path)],
+            cwd=ROOT,
+            env=env or _worker_env(),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == "." and bar is not None and done < job.ticks:
+                bar.update(1)
+                done += 1
+            elif line.strip() != ".":
+                log.write(line)
+            if time.perf_counter() - start > job.timeout_s:
+                proc.kill()
+                break
+        proc.wait()
+    if bar is not None and done < job.ticks:
+        bar.update(job.ticks - done)
+    if out_path.is_file():
+        out = json.loads(out_path.read_text(encoding="utf-8"))
+    else:
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+        out = {"ok": False, "error": f"worker exited with {proc.returncode} and no result", "log_tail": tail}
+    if not out.get("ok"):
+        out.setdefault("log_tail", log_path.read_text(encoding="utf-8", errors="replace")[-2000:])
+    return out
+
+
+def _frameworks(requested: str) -> list[str]:
+    wanted = [x.strip() for x in requested.split(",") if x.strip()]
+    have = {
+        "mlx": importlib.util.find_spec("mlx") is not None,
+        "torch": importlib.util.find_spec("torch") is not None,
+    }
+    return [fw for fw in wanted if have.get(fw)]
+
+
+def _devices(envs: dict[str, dict], requested: str) -> dict[str, list[str]]:
+    out = {}
+    for fw, env in envs.items():
+        have = env.get("result", {}).get("devices", ["cpu"]) if env.get("ok") else []
+        # name them as the runners do: MLX "gpu"; PyTorch "cuda" or "mps"
+        if requested != "all":
+            want = {x.strip() for x in requested.split(",")}
+            have = [d for d in have if d in want or (d != "cpu" and "gpu" in want)]
+        if have:
+            out[fw] = have
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    parts = _parts(args.only)
+    if args.quick and args.full:
+        raise SystemExit("jai bench: --quick and --full exclude each other")
+    if args.windows is not None and args.windows < 3:
+        raise SystemExit("jai bench: --windows must be at least 3 (a median and a spread)")
+    settings = plan.settings_for(args.quick, args.steps, args.windows, full=args.full)
+    out_dir = args.out or Path("bench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frameworks = _frameworks(args.frameworks)
+    if not frameworks:
+        print(
+            "jai bench: neither MLX nor PyTorch is installed (pip install -e '.[mlx,torch]')", file=sys.stderr
+        )
+        return 2
+
+    results: dict[str, Any] = {
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "argv": list(argv) if argv is not None else sys.argv[1:],
+        "machine": machine.describe(),
+        "size": args.config,
+        "config": SIZES[args.config][0].__dict__.copy(),
+        "settings": {**settings.__dict__, "blas_threads": args.blas_threads},
+        "parts": list(parts),
+        "jobs": [],
+    }
+    worker_env = _worker_env(args.blas_threads)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="jai-bench-") as tmp:
+        work = Path(tmp)
+        # 1. what each framework has here: versions, devices, and (MLX) which BLAS it runs
+        envs = {}
+        for fw in frameworks:
+            job = Job(f"env {fw}", {"job": "env", "runner": TWINS[fw], "device": "cpu"}, 0, 300)
+            envs[fw] = run_job(job, work, None, worker_env)
+        results["frameworks"] = envs
+        devices = _devices(envs, args.devices)
+        results["devices"] = devices
+        if "peers" in parts:
+            for fw, key in (("torch", "transformers"), ("mlx", "mlx_lm")):
+                if fw in envs and not envs[fw].get("result", {}).get(key):
+                    results.setdefault("notes", []).append(
+                        f"{key} is not installed: its peer runs are skipped"
+                    )
+        # 2. the weights every runner starts from: initialised once, by one twin, saved once
+        data = str(args.data.resolve()) if args.data else None
+        if "curves" in parts and data is None and not args.quick:
+            data = str(_prepare_bundled(out_dir / "data"))
+        ckpts = _init_checkpoints(args, settings, parts, data, frameworks, out_dir, work)
+        results["data"] = data or "random tokens (seeded)"
+        results["checkpoints"] = ckpts
+        # 3. the jobs
+        jobs = plan.make_jobs(args.config, parts, devices, settings, ckpts, data, args.seed)
+        if data and "curves" in ckpts:
+            from benchmarks.data import vocab_of
+
+            for job in jobs:
+                if job.spec["job"] == "curve":
+                    job.spec["config"]["vocab_size"] = vocab_of(data)
+        jobs = [j for j in jobs if FRAMEWORK[j.spec["runner"]] in devices]
+        jobs = [j for j in jobs if _peer_installed(j, envs)]
+        total = sum(j.ticks for j in jobs)
+        with tqdm(total=total, desc="jai bench", unit="step", disable=None) as bar:
+            for job in jobs:
+                job.result = run_job(job, work, bar, worker_env)
+                results["jobs"].append({"name": job.name, "spec": job.spec, **job.result})
+    results["wall_s"] = time.perf_counter() - t0
+    results["machine"]["loadavg_end"] = machine.loadavg()
+
+    from benchmarks import plots, report
+
+    results["plots"] = plots.write_all(results, out_dir)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (out_dir / "report.md").write_text(report.render(results), encoding="utf-8")
+    failed = [j["name"] for j in results["jobs"] if not j.get("ok")]
+    print(f"jai bench: {len(results['jobs'])} jobs in {results['wall_s']:.0f} s -> {out_dir}/report.md")
+    for name in failed:
+        print(f"  FAILED: {name} (see results.json)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _peer_installed(job: Job, envs: dict[str, dict]) -> bool:
+    runner = job.spec["runner"]
+    if runner == "transformers":
+        return bool(envs.get("torch", {}).get("result", {}).get("transformers"))
+    if runner == "mlx_lm":
+        return bool(envs.get("mlx", {}).get("result", {}).get("mlx_lm"))
+    return True
+
+
+def _prepare_bundled(out: Path) -> Path:
+    """The bundled postings, prepared (tokenizer + train.bin) for the loss curves."""
+    if not (out / "train.bin").is_file():
+        subprocess.run(
+            [sys.executable, "-m", "data.prepare", "--out", str(out)],
+            cwd=ROOT,
+            env=_worker_env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return out
+
+
+def _init_checkpoints(args, settings, parts, data, frameworks, out_dir: Path, work: Path) -> dict[str, str]:
+    """One checkpoint per model size the run needs, written by one twin (PyTorch when installed)."""
+    runner = "jai_torch" if "torch" in frameworks else "jai_mlx"
+    sizes = {args.config: SIZES[args.config][0]}
+    larger = plan.LARGER[args.config]
+    if settings.larger and larger and "train" in parts:
+        sizes[larger] = SIZES[larger][0]
+    if "curves" in parts:
+        cfg = SIZES[args.config][0]
+        if data:
+            from benchmarks.data import vocab_of
+
+            cfg = cfg.replace(vocab_size=vocab_of(data))
+        sizes["curves"] = cfg
+    out = {}
+    for name, cfg in sizes.items():
+        ckpt = work / "weights" / name  # only for this run: deleted with it
+        if name == "curves" and cfg == sizes[args.config]:
+            out[name] = out[args.config]
+            continue
+        job = Job(
+            f"init {name}",
+            {
+                "job": "init_checkpoint",
+                "runner": runner,
+                "device": "cpu",
+                "config": cfg.__dict__.copy(),
+                "ckpt": str(ckpt),
+                "seed": args.seed,
+            },
+            0,
+            600,
+        )
+        res = run_job(job, work, None)
+        if not res.get("ok"):
+            raise SystemExit(
+                "jai bench: could not write the starting weights: "
+                f"{res.get('error')}\n{res.get('log_tail', '')}"
+            )
+        out[name] = str(ckpt)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""results.json -> report.md and PNGs, on a made-up run (no framework needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import flops, plots, report
+from benchmarks.plan import SIZES
+from benchmarks.stats import summarize
+
+pytest.importorskip("matplotlib")
+CFG = SIZES["tiny"][0]
+
+
+def train_job(runner, tps, roof=None):
+    result = {
+        "tokens_per_s": summarize(tps),
+        "step_s": summarize([128 / x for x in tps]),
+        "losses": [5.5, 5.4, 5.3, 5.2],
+        "peak_bytes": 5 << 20,
+    }
+    if roof:
+        gemms = flops.train_gemms(CFG, 4 * CFG.block_size)
+        result["gemm_s"] = {g.name: roof for g in gemms}
+        result["roof"] = flops.roof(result["gemm_s"], gemms)
+    spec = {
+        "job": "train",
+        "runner": runner,
+        "size": "tiny",
+        "config": CFG.__dict__.copy(),
+        "batch": 4,
+        "device": "cpu",
+        "dtype": "float32",
+    }
+    return {
+        "name": f"train {runner}",
+        "spec": spec,
+        "ok": True,
+        "result": result,
+        "rss_peak_bytes": 300 << 20,
+    }
+
+
+def infer_job(runner, decode):
+    spec = {
+        "job": "infer",
+        "runner": runner,
+        "size": "tiny",
+        "batch": 1,
+        "device": "cpu",
+        "prompt_len": 16,
+        "new_tokens": 8,
+    }
+    result = {
+        "prefill_tokens_per_s": summarize([1000.0]),
+        "decode_tokens_per_s": summarize(decode),
+        "first_token_s": summarize([0.01]),
+        "new_tokens": [8],
+        "peak_bytes": None,
+    }
+    return {
+        "name": f"infer {runner}",
+        "spec": spec,
+        "ok": True,
+        "result": result,
+        "rss_peak_bytes": 200 << 20,
+    }
+
+
+def curve_job(runner, losses):
+    spec = {
+        "job": "curve",
+        "runner": runner,
+        "size": "tiny",
+        "config": CFG.__dict__.copy(),
+        "batch": 2,
+        "device": "cpu",
+        "steps": len(losses),
+    }
+    result = {"losses": losses, "seconds": [0.5 * (i + 1) for i in range(len(losses))], "peak_bytes": 1}
+    return {"name": f"curve {runner}", "spec": spec, "ok": True, "result": result}
+
+
+@pytest.fixture
+def results():
+    return {
+        "argv": ["--quick"],
+        "size": "tiny",
+        "config": CFG.__dict__.copy(),
+        "wall_s": 12.0,
+        "machine": {
+            "cpu": "Test CPU 9000",
+            "cores": 2,
+            "memory_bytes": 8 << 30,
+            "machine": "x86_64",
+            "system": "Linux",
+            "release": "6",
+            "python": "3.11",
+            "loadavg_start": [0.1, 0, 0],
+        },
+        "frameworks": {
+            "mlx": {
+                "ok": True,
+                "result": {
+                    "mlx": "0.32",
+                    "mlx_lm": "0.32",
+                    "blas": {
+                        "status": "loaded",
+                        "source": "ngsolve-openblas",
+                        "library": "/x/libopenblas.so",
+                        "config": "OpenBLAS",
+                        "gemm_n": 512,
+                        "gemm_gflops": 123.4,
+                    },
+                },
+            },
+            "torch": {"ok": True, "result": {"torch": "2.13", "transformers": "5"}},
+        },
+        "devices": {"mlx": ["cpu"], "torch": ["cpu"]},
+        "data": "random tokens (seeded)",
+        "jobs": [
+            train_job("jai_torch", [1000.0, 1100.0, 900.0], roof=1e-6),
+            train_job("transformers", [700.0, 720.0, 680.0]),
+            train_job("jai_mlx", [500.0, 510.0, 490.0], roof=1e-6),
+            train_job("mlx_lm", [505.0, 515.0, 495.0]),
+            infer_job("jai_torch", [300.0, 310.0]),
+            infer_job("transformers", [100.0, 110.0]),
+            infer_job("jai_mlx", [400.0, 410.0]),
+            infer_job("mlx_lm", [350.0, 360.0]),
+            curve_job("jai_torch", [5.5, 5.0, 4.6, 4.3]),
+            curve_job("jai_mlx", [5.5, 5.0000004, 4.6000009, 4.3000012]),
+            {
+                "name": "train broken",
+                "spec": {
+                    "job": "train",
+                    "runner": "jai_mlx",
+                    "size": "default",
+                    "config": CFG.__dict__.copy(),
+                    "batch": 16,
+                    "device": "cpu",
+                    "dtype": "float32",
+                },
+                "ok": False,
+                "error": "RuntimeError: boom",
+            },
+        ],
+    }
+
+
+def test_targets_compare_twins_with_peers(results):
+    t = {x["id"]: x for x in report.targets(results)}
+    assert t["torch_vs_hf"]["value"] == pytest.approx(1000 / 700)
+    assert t["torch_vs_hf"]["met"] is True
+    assert t["mlx_vs_mlxlm"]["value"] == pytest.approx(500 / 505) and t["mlx_vs_mlxlm"]["met"] is False
+    assert t["torch_decode_vs_hf"]["value"] == pytest.approx(305 / 105)
+    assert t["mlx_decode_vs_mlxlm"]["met"] is True
+    assert t["torch_roof"]["value"] is not None
+
+
+def test_report_has_the_figures(results, tmp_path):
+    results["plots"] = plots.write_all(results, tmp_path)
+    md = report.render(results)
+    assert "Test CPU 9000" in md and "ngsolve-openblas" in md and "123 GFLOP/s" in md
+    assert "| tiny | cpu | float32 | jai_torch | 4 | 1,000 | 900–1,100 |" in md
+    assert "| cpu | jai_mlx | 1 | 16 | 8 |" in md and "| 405 |" in md
+    assert (
+        "## Targets" in md and "**no**" in md and "### Missed targets: why" in md and "### Met targets" in md
+    )
+    assert "6 * N_mm + 6 * L * T * d" in md  # the formula is stated
+    assert "Largest per-step difference between the twins: 1.20e-06" in md
+    assert "failed: RuntimeError: boom" in md and "## Failed jobs" in md
+    assert "![loss_vs_step](loss_vs_step.png)" in md
+    json.dumps(results)  # everything in it is JSON
+
+
+def test_plots_are_written(results, tmp_path):
+    written = plots.write_all(results, tmp_path)
+    assert set(written) == {"loss_vs_step", "loss_vs_time", "train_tokens_per_s", "decode_tokens_per_s"}
+    for name in written.values():
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+
+
+def test_no_curves_no_curve_plots(results, tmp_path):
+    results["jobs"] = [j for j in results["jobs"] if j["spec"]["job"] != "curve"]
+    assert "loss_vs_step" not in plots.write_all(results, tmp_path)
+    assert "## Loss curves" not in report.render(results)
