@@ -20,7 +20,9 @@ It only calls what the other commands call, so every step can be rerun alone wit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import itertools
 import math
 import shutil
 import sys
@@ -77,17 +79,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def fit_doc(s: Sample, tok: Tokenizer, budget: int) -> Sample:
+    """The sample with its document shortened (at a line break where it can) until the prompt fits.
+
+    Most postings are longer than the default context; cropping the prompt from the left, as
+    generation does, would drop the question itself.
+    """
+    doc = s.doc
+    while len(tok.encode(build_prompt(s.question, doc))) > budget and len(doc) > 1:
+        cut = doc.rfind("\n", 0, int(len(doc) * 0.9))
+        doc = doc[: cut if cut > 0 else int(len(doc) * 0.9)].rstrip()
+    return dataclasses.replace(s, doc=doc)
+
+
 def demo_samples(args: argparse.Namespace, tok: Tokenizer, block_size: int) -> list[Sample]:
-    """Questions about validation postings, of different kinds, whose prompt leaves room for an answer."""
+    """Questions about validation postings, each about another posting and of another kind, alternating
+    between the languages, with documents shortened to leave room for an answer."""
     postings, _ = load_postings(args.postings)
     _, val = split_postings(postings, VAL_FRACTION, SEED)
+    samples = list(make_samples(val, SEED))
+    by_lang = [[s for s in samples if s.lang == lang] for lang in sorted({s.lang for s in samples})]
+    alternating = [s for group in itertools.zip_longest(*by_lang) for s in group if s is not None]
     picked: list[Sample] = []
-    for s in make_samples(val, SEED):
-        fits = len(tok.encode(build_prompt(s.question, s.doc))) <= block_size - ANSWER_TOKENS
-        if fits and s.kind not in {p.kind for p in picked}:
-            picked.append(s)
+    for s in alternating:
         if len(picked) == args.questions:
             break
+        if all(s.posting_id != p.posting_id and s.kind != p.kind for p in picked):
+            picked.append(fit_doc(s, tok, block_size - ANSWER_TOKENS))
     return picked
 
 
