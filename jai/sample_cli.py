@@ -11,7 +11,6 @@ Only the generated text goes to stdout; notes and the token count go to stderr, 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -20,7 +19,7 @@ from typing import Any
 
 from jai.devices import BACKENDS, DeviceError, default_backend
 from jai.sampling import SamplingConfig, SamplingError, crop_left
-from jai.serve import default_stop_ids
+from jai.serve import default_stop_ids, load_twin
 from jai.train_state import CKPT_DIR
 from jai.weights import CONFIG_FILE, TOKENIZER_FILE, CheckpointError, inspect_checkpoint
 
@@ -173,18 +172,6 @@ def load_tokenizer(ckpt: Path, path: str | None = None) -> Any:
         raise CheckpointError(f"{file}: {e}") from None
 
 
-def load_model(ckpt: Path, backend: str, device: str) -> tuple[Any, Any]:
-    """The twin's model on the resolved device, and the twin's generate module."""
-    devices = importlib.import_module(f"jai_{backend}.device")
-    checkpoint = importlib.import_module(f"jai_{backend}.checkpoint")
-    generate = importlib.import_module(f"jai_{backend}.generate")
-    name = devices.resolve_device(device)
-    if backend == "mlx":
-        devices.use_device(name)  # MLX places arrays on a default device, not per model
-        return checkpoint.load_model(ckpt), generate
-    return checkpoint.load_model(ckpt, device=name), generate
-
-
 def sampling_config(args: argparse.Namespace, stop_ids: tuple[int, ...]) -> SamplingConfig:
     """The flags as a SamplingConfig; its complaint is reworded to name the flag (top_p -> --top-p)."""
     try:
@@ -255,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         if not ids:
             raise UsageError(f"the prompt {text!r} encodes to no tokens")
 
-    model, twin = load_model(ckpt, args.backend, args.device)
+    model, twin = load_twin(ckpt, args.backend, args.device)
     block, vocab = model.config.block_size, model.config.vocab_size
     if tokenizer.vocab_size > vocab:
         raise CheckpointError(

@@ -16,10 +16,12 @@ Bad input gets a 422 naming the field.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from types import ModuleType
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -27,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from jai.devices import BACKENDS
 from jai.sampling import MAX_SEED, SamplingConfig, SamplingError
 
 DEFAULTS = SamplingConfig()
@@ -164,34 +167,37 @@ def create_app(
     return app
 
 
+def load_twin(ckpt_dir: str | os.PathLike, backend: str, device: str = "auto") -> tuple[Any, ModuleType]:
+    """A checkpoint's model in the chosen twin on `device` ("auto": the twin's best), and the twin's
+    generate module. The twin is imported only here, so the other framework is never loaded."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'mlx' or 'torch', got {backend!r}")
+    devices = importlib.import_module(f"jai_{backend}.device")
+    checkpoint = importlib.import_module(f"jai_{backend}.checkpoint")
+    generate = importlib.import_module(f"jai_{backend}.generate")
+    name = devices.resolve_device(device)
+    if backend == "mlx":
+        devices.use_device(name)  # MLX places arrays on a default device, not per model
+        return checkpoint.load_model(ckpt_dir), generate
+    return checkpoint.load_model(ckpt_dir, device=name), generate
+
+
 def load_generate_fn(
     ckpt_dir: str | os.PathLike, backend: str, device: str = "auto"
 ) -> tuple[GenerateFn, Any]:
     """`generate_fn` for `create_app` from a checkpoint with the chosen twin, and the model's config.
 
-    `device` is the twin's device name ("auto": its best). MLX evaluates lazily on one default stream,
-    which is not made for several threads at once, so its generations take turns behind a lock (the
-    semaphore still bounds how many requests hold a slot); PyTorch's run side by side.
+    MLX evaluates lazily on one default stream, which is not made for several threads at once, so its
+    generations take turns behind a lock (the semaphore still bounds how many requests hold a slot);
+    PyTorch's run side by side.
     """
+    model, twin = load_twin(ckpt_dir, backend, device)
     if backend == "mlx":
-        from jai_mlx.checkpoint import load_model as load_mlx
-        from jai_mlx.device import resolve_device, use_device
-        from jai_mlx.generate import generate_tokens as generate_mlx
-
-        use_device(resolve_device(device))
-        model = load_mlx(ckpt_dir)
         lock = threading.Lock()
 
         def generate_fn(ids: list[int], cfg: SamplingConfig) -> list[int]:
             with lock:
-                return generate_mlx(model, [ids], cfg)[0]
+                return twin.generate_tokens(model, [ids], cfg)[0]
 
         return generate_fn, model.config
-    if backend == "torch":
-        from jai_torch.checkpoint import load_model as load_torch
-        from jai_torch.device import resolve_device
-        from jai_torch.generate import generate_tokens as generate_torch
-
-        model = load_torch(ckpt_dir, device=resolve_device(device))
-        return lambda ids, cfg: generate_torch(model, [ids], cfg)[0], model.config
-    raise ValueError(f"backend must be 'mlx' or 'torch', got {backend!r}")
+    return lambda ids, cfg: twin.generate_tokens(model, [ids], cfg)[0], model.config

@@ -7,7 +7,6 @@ jai serve --ckpt out/run/ckpt --backend mlx --port 9000 --max-concurrent 4
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import sys
 
@@ -86,9 +85,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     check_args(args)
     ckpt = resolve_checkpoint(checkpoint_arg(args))
     tokenizer = load_tokenizer(ckpt, args.tokenizer)
-    devices = importlib.import_module(f"jai_{args.backend}.device")
-    device = devices.resolve_device(args.device)  # an unavailable --device fails here, before loading
-    generate_fn, _ = load_generate_fn(ckpt, args.backend, device)
+    generate_fn, _ = load_generate_fn(ckpt, args.backend, args.device)  # an unavailable device fails first
     return create_app(
         generate_fn,
         tokenizer,
