@@ -99,20 +99,10 @@ def _model_args(ckpt: Any, path: Path) -> GPTConfig:
 def _check_linear_shapes(tensors: dict[str, Tensor], cfg: GPTConfig, path: Path) -> None:
     """Names and shapes as nanoGPT holds them (Linear layout), before anything is transposed."""
     expected = {name: weights.memory_shape(name, shape) for name, shape in weights.tensor_shapes(cfg).items()}
-    missing = [k for k in expected if k not in tensors]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise ConversionError(f"{path}: missing tensor 'transformer.{missing[0]}'{more}")
-    unexpected = [k for k in tensors if k not in expected]
-    if unexpected:
-        more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
-        raise ConversionError(f"{path}: unexpected tensor {unexpected[0]!r}{more}")
-    for name, shape in expected.items():
-        if tensors[name].shape != shape:
-            raise ConversionError(
-                f"{path}: tensor 'transformer.{name}': expected shape {list(shape)} (from model_args), "
-                f"found {list(tensors[name].shape)}"
-            )
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    problem = weights.shape_mismatch(found, expected, source="model_args", prefix="transformer.")
+    if problem:
+        raise ConversionError(f"{path}: {problem}")
 
 
 def import_nanogpt(

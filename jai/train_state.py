@@ -183,23 +183,12 @@ def moments_from_file(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def check_moments(found: dict[str, tuple[str, tuple[int, ...]]], cfg: GPTConfig, path: Path) -> None:
     """Check optimizer.safetensors' header against the model config; raise on the first mismatch."""
-    expected = moment_shapes(cfg)
-    for name, shape in expected.items():
-        if name not in found:
-            more = sum(1 for k in expected if k not in found) - 1
-            tail = f" (and {more} more)" if more else ""
-            raise CheckpointError(f"{path}: missing tensor {name!r}{tail}")
-        dtype, got = found[name]
-        if got != shape:
-            raise CheckpointError(
-                f"{path}: tensor {name!r}: expected shape {list(shape)} (from {weights.CONFIG_FILE}), "
-                f"found {list(got)}"
-            )
+    problem = weights.shape_mismatch({k: shape for k, (_, shape) in found.items()}, moment_shapes(cfg))
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
+    for name, (dtype, _) in found.items():
         if dtype != "F32":
             raise CheckpointError(f"{path}: tensor {name!r}: expected dtype F32, found {dtype}")
-    unexpected = [k for k in found if k not in expected]
-    if unexpected:
-        raise CheckpointError(f"{path}: unexpected tensor {unexpected[0]!r}")
 
 
 # --- reading and writing -----------------------------------------------------------------------------

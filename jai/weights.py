@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from jai.atomic import atomic_directory
@@ -127,24 +127,40 @@ def read_header(path: str | os.PathLike) -> dict[str, tuple[str, tuple[int, ...]
     return out
 
 
-def check_tensors(found: dict[str, tuple[str, tuple[int, ...]]], cfg: GPTConfig, path: Path) -> str:
-    """Check a header against the config; return the checkpoint's dtype. Raises on the first mismatch."""
-    expected = tensor_shapes(cfg)
+def shape_mismatch(
+    found: Mapping[str, tuple[int, ...]],
+    expected: Mapping[str, tuple[int, ...]],
+    source: str = CONFIG_FILE,
+    prefix: str = "",
+) -> str | None:
+    """The first thing wrong with tensor names and shapes against the expected ones, or None.
+
+    A missing tensor, then an unexpected one, then a wrong shape (`source` is where the expected shape
+    comes from). Expected names are shown with `prefix`, e.g. nanoGPT's "transformer.".
+    """
     missing = [k for k in expected if k not in found]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"{path}: missing tensor {missing[0]!r}{more}")
+        return f"missing tensor {prefix + missing[0]!r}{more}"
     unexpected = [k for k in found if k not in expected]
     if unexpected:
         more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
         hint = " (the head is tied to wte and never stored)" if unexpected[0] == "lm_head.weight" else ""
-        raise CheckpointError(f"{path}: unexpected tensor {unexpected[0]!r}{more}{hint}")
+        return f"unexpected tensor {unexpected[0]!r}{more}{hint}"
     for name, shape in expected.items():
-        if found[name][1] != shape:
-            raise CheckpointError(
-                f"{path}: tensor {name!r}: expected shape {list(shape)} (from {CONFIG_FILE}), "
-                f"found {list(found[name][1])}"
+        if tuple(found[name]) != shape:
+            return (
+                f"tensor {prefix + name!r}: expected shape {list(shape)} (from {source}), "
+                f"found {list(found[name])}"
             )
+    return None
+
+
+def check_tensors(found: dict[str, tuple[str, tuple[int, ...]]], cfg: GPTConfig, path: Path) -> str:
+    """Check a header against the config; return the checkpoint's dtype. Raises on the first mismatch."""
+    problem = shape_mismatch({k: shape for k, (_, shape) in found.items()}, tensor_shapes(cfg))
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     dtypes = {dtype for dtype, _ in found.values()}
     bad = sorted(dtypes - DTYPES.keys())
     if bad:
