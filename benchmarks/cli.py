@@ -26,8 +26,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks import machine, plan
-from benchmarks.plan import FRAMEWORK, PARTS, SIZES, TWINS, Job
+from jai.benchmarks import machine, plan
+from jai.benchmarks.plan import FRAMEWORK, PARTS, SIZES, TWINS, Job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def run_job(job: Job, workdir: Path, bar: tqdm | None, env: dict[str, str] | Non
     start = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(out_path)],
+            [sys.executable, "-m", "jai.benchmarks.worker", str(spec_path), str(out_path)],
             cwd=ROOT,
             env=env or _worker_env(),
             stdout=subprocess.PIPE,
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         # 3. the jobs
         jobs = plan.make_jobs(args.config, parts, devices, settings, ckpts, data, args.seed)
         if data and "curves" in ckpts:
-            from benchmarks.data import vocab_of
+            from jai.benchmarks.data import vocab_of
 
             for job in jobs:
                 if job.spec["job"] == "curve":
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     results["wall_s"] = time.perf_counter() - t0
     results["machine"]["loadavg_end"] = machine.loadavg()
 
-    from benchmarks import plots, report
+    from jai.benchmarks import plots, report
 
     results["plots"] = plots.write_all(results, out_dir)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
@@ -277,7 +277,7 @@ def _prepare_bundled(out: Path) -> Path:
     """The bundled postings, prepared (tokenizer + train.bin) for the loss curves."""
     if not (out / "train.bin").is_file():
         subprocess.run(
-            [sys.executable, "-m", "data.prepare", "--out", str(out)],
+            [sys.executable, "-m", "jai.data.prepare", "--out", str(out)],
             cwd=ROOT,
             env=_worker_env(),
             check=True,
@@ -297,7 +297,7 @@ def _init_checkpoints(args, settings, parts, data, frameworks, out_dir: Path, wo
     if "curves" in parts:
         cfg = SIZES[args.config][0]
         if data:
-            from benchmarks.data import vocab_of
+            from jai.benchmarks.data import vocab_of
 
             cfg = cfg.replace(vocab_size=vocab_of(data))
         sizes["curves"] = cfg

@@ -1,5 +1,5 @@
 """The batches the loss curves train on: a prepared token directory (train.bin + meta.json, written by
-`jai prepare` / `python -m data.prepare`), or seeded random tokens where none is given."""
+`jai prepare` / `python -m jai.data.prepare`), or seeded random tokens where none is given."""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-from benchmarks import flops
-from benchmarks.stats import clock, decode_rates, summarize
+from jai.benchmarks import flops
+from jai.benchmarks.stats import clock, decode_rates, summarize
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig, learning_rate
 from jai_mlx.blas import blas_info
@@ -210,7 +210,7 @@ def infer(spec: dict[str, Any], progress) -> dict[str, Any]:
 
 
 def curve(spec: dict[str, Any], progress) -> dict[str, Any]:
-    from benchmarks.data import sampler
+    from jai.benchmarks.data import sampler
 
     cfg = GPTConfig(**spec["config"])
     tc = TrainConfig(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import flops
+from jai.benchmarks import flops
 from jai.config import GPTConfig
 
 # What the project promises to report (not to test): (id, description, goal)

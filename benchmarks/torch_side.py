@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks import flops
-from benchmarks.stats import clock, decode_rates, summarize
+from jai.benchmarks import flops
+from jai.benchmarks.stats import clock, decode_rates, summarize
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig, learning_rate
 from jai_torch.checkpoint import load_model as load_twin
@@ -230,7 +230,7 @@ def infer(spec: dict[str, Any], progress) -> dict[str, Any]:
 
 
 def curve(spec: dict[str, Any], progress) -> dict[str, Any]:
-    from benchmarks.data import sampler
+    from jai.benchmarks.data import sampler
 
     cfg = GPTConfig(**spec["config"])
     device = spec.get("device", "cpu")

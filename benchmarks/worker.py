@@ -1,4 +1,4 @@
-"""One benchmark job in its own process: `python -m benchmarks.worker SPEC.json OUT.json`.
+"""One benchmark job in its own process: `python -m jai.benchmarks.worker SPEC.json OUT.json`.
 
 A process per job keeps the twins apart: each imports only its own framework (the MLX one loads its
 BLAS before MLX), and each peak-memory figure (the allocator's, or the process's RSS on the CPU) is that
@@ -32,10 +32,10 @@ def run(spec: dict) -> dict:
     out: dict = {"ok": True}
     try:
         if spec["runner"] in TORCH_RUNNERS:
-            from benchmarks import torch_side as side
+            from jai.benchmarks import torch_side as side
         elif spec["runner"] in MLX_RUNNERS:
             import jai_mlx  # noqa: F401 - the fast-BLAS preload, before anything imports mlx.core
-            from benchmarks import mlx_side as side
+            from jai.benchmarks import mlx_side as side
         else:
             raise ValueError(f"unknown runner {spec['runner']!r}")
         out["setup"] = side.setup(spec)

@@ -1,6 +1,6 @@
 """`jai convert`: move weights between JAI checkpoints, Hugging Face GPT-2, nanoGPT and PyTorch state dicts.
 
-Also runs as `python -m convert.cli`. Expected errors are one line on stderr and exit code 2.
+Also runs as `python -m jai.convert.cli`. Expected errors are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from convert import ConversionError
 from jai.config import ConfigError
+from jai.convert import ConversionError
 from jai.weights import CheckpointError
 
 PROG = "jai convert"
@@ -109,24 +109,24 @@ def _run(args: argparse.Namespace) -> str:
                 "`-c constraints/cpu.txt`)"
             ) from None
     if args.command == "from-hf":
-        from convert.hf import import_hf
+        from jai.convert.hf import import_hf
 
         done = import_hf(args.src, args.dst, args.dtype, args.tokenizer, args.force)
     elif args.command == "from-nanogpt":
-        from convert.nanogpt import import_nanogpt
+        from jai.convert.nanogpt import import_nanogpt
 
         done = import_nanogpt(args.src, args.dst, args.dtype, args.tokenizer, args.force)
     elif args.command == "to-nanogpt":
-        from convert.nanogpt import export_nanogpt
+        from jai.convert.nanogpt import export_nanogpt
 
         export_nanogpt(args.src, args.dst, args.dtype, args.force)
         return f"wrote {args.dst} (nanoGPT checkpoint)"
     else:
         import torch
 
-        from convert.hf import check_destination
-        from convert.nanogpt import export_state_dict
         from jai.atomic import atomic_file
+        from jai.convert.hf import check_destination
+        from jai.convert.nanogpt import export_state_dict
 
         check_destination(args.dst, args.force, directory=False)
         state = export_state_dict(args.src, args.dtype)
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
         return e.code if isinstance(e.code, int) else 2
-    from convert.nanogpt import ActivationMismatchWarning  # framework-free at import
+    from jai.convert.nanogpt import ActivationMismatchWarning  # framework-free at import
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ActivationMismatchWarning)

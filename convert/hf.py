@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from convert import ConversionError
 from jai import weights
 from jai.config import GPTConfig
+from jai.convert import ConversionError
 
-WRITER = "convert.hf"
+WRITER = "jai.convert.hf"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN = "pytorch_model.bin"
 TORCH_BIN_INDEX = "pytorch_model.bin.index.json"

@@ -26,8 +26,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convert import ConversionError
-from convert.hf import (
+from jai import weights
+from jai.atomic import atomic_file
+from jai.config import ConfigError, GPTConfig
+from jai.convert import ConversionError
+from jai.convert.hf import (
     Imported,
     Tensor,
     canonical_name,
@@ -41,14 +44,11 @@ from convert.hf import (
     torch_load_safely,
     write_checkpoint,
 )
-from jai import weights
-from jai.atomic import atomic_file
-from jai.config import ConfigError, GPTConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-WRITER = "convert.nanogpt"
+WRITER = "jai.convert.nanogpt"
 MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout")
 BEST_VAL_LOSS = 1e9  # what nanoGPT's train.py starts from: any real evaluation improves on it
 

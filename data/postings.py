@@ -28,7 +28,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from data.text import clean_line, clean_text, encoding_problem, hangul_ratio, is_placeholder, repair_mojibake
+from jai.data.text import (
+    clean_line,
+    clean_text,
+    encoding_problem,
+    hangul_ratio,
+    is_placeholder,
+    repair_mojibake,
+)
 
 CONTACT_KEYS = ("url", "email", "phone", "apply", "contact")  # the keys Posting.contacts may hold
 
@@ -321,7 +328,7 @@ def records_and_schema(data: Any, path: Path) -> tuple[list[Any], Converter]:
     if isinstance(data, list):
         return data, posting_from_reference
     if isinstance(data, dict) and isinstance(data.get("value"), list):
-        from data import nyc  # nyc imports this module, so it is imported when first needed
+        from jai.data import nyc  # nyc imports this module, so it is imported when first needed
 
         return data["value"], nyc.posting_from_nyc
     shape = type(data).__name__ if not isinstance(data, dict) else f"object with keys {sorted(data)[:5]}"

@@ -1,7 +1,7 @@
 """Prepare a training set: postings JSON -> Q&A samples -> tokenizer -> train.bin / val.bin / meta.json.
 
-    python -m data.prepare                                   # the bundled sample, into out/data
-    python -m data.prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
+    python -m jai.data.prepare                                   # the bundled sample, into out/data
+    python -m jai.data.prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
     jai prepare --help
 
 The split into train and val is made BY POSTING, before any sample exists: the several questions
@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.postings import Posting, PostingsError, load_postings
-from data.qa import KINDS, make_samples
+from jai.data.postings import Posting, PostingsError, load_postings
+from jai.data.qa import KINDS, make_samples
 from jai.dataset import DatasetError, check_vocab, write_bins
 from jai.tokenizer import DEFAULT_VOCAB_SIZE, Tokenizer
 
@@ -137,9 +137,9 @@ outputs, in --out:
   meta.json           tokenizer sha256, vocab size, token/sample/posting counts, seed, sources
 
 examples:
-  python -m data.prepare                       # the bundled sample, into out/data
-  python -m data.prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
-  python -m data.prepare more.json --tokenizer out/data/tokenizer.json --out out/more"""
+  python -m jai.data.prepare                       # the bundled sample, into out/data
+  python -m jai.data.prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
+  python -m jai.data.prepare more.json --tokenizer out/data/tokenizer.json --out out/more"""
 
 
 def build_parser() -> argparse.ArgumentParser:

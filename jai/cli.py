@@ -8,12 +8,12 @@ import sys
 
 COMMANDS = {
     "run": ("jai.run", "the main job: prepare the bundled postings, train, and answer a few questions"),
-    "prepare": ("data.prepare", "job postings JSON -> Q&A samples -> tokenizer -> train.bin / val.bin"),
+    "prepare": ("jai.data.prepare", "job postings JSON -> Q&A samples -> tokenizer -> train.bin / val.bin"),
     "train": ("jai.train_cli", "train a model with either twin (--backend mlx|torch), resumable"),
     "sample": ("jai.sample_cli", "generate text from a checkpoint (KV-cached, streaming)"),
     "serve": ("jai.serve_cli", "serve a checkpoint over HTTP (FastAPI, bounded concurrency)"),
-    "convert": ("convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
-    "bench": ("benchmarks.cli", "compare the twins (and transformers, mlx-lm): speed, memory, loss"),
+    "convert": ("jai.convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
+    "bench": ("jai.benchmarks.cli", "compare the twins (and transformers, mlx-lm): speed, memory, loss"),
 }
 
 USAGE = "usage: jai <command> [options]   (jai <command> --help for each)\n\ncommands:\n" + "".join(

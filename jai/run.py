@@ -29,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-from data.postings import PostingsError, load_postings
-from data.prepare import BUNDLED_SAMPLE, prepare, split_postings
-from data.qa import Sample, build_prompt, make_samples
 from jai.config import GPTConfig
+from jai.data.postings import PostingsError, load_postings
+from jai.data.prepare import BUNDLED_SAMPLE, prepare, split_postings
+from jai.data.qa import Sample, build_prompt, make_samples
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DeviceError, default_backend
 from jai.sampling import SamplingConfig

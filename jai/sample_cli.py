@@ -185,7 +185,7 @@ def sampling_config(args: argparse.Namespace, stop_ids: tuple[int, ...]) -> Samp
 
 
 def prompt_texts(args: argparse.Namespace) -> list[str]:
-    from data.qa import build_prompt  # framework-free; the format the model was trained on
+    from jai.data.qa import build_prompt  # framework-free; the format the model was trained on
 
     if args.prompt and args.question:
         raise UsageError("give --prompt or --question, not both")

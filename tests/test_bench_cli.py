@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks import cli, plan
+from jai.benchmarks import cli, plan
 
 
 def test_parser_defaults_and_choices():

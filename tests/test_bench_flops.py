@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import flops
+from jai.benchmarks import flops
 from jai.config import GPTConfig
 
 TINY = GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=64)

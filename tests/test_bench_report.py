@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from benchmarks import flops, plots, report
-from benchmarks.plan import SIZES
-from benchmarks.stats import summarize
+from jai.benchmarks import flops, plots, report
+from jai.benchmarks.plan import SIZES
+from jai.benchmarks.stats import summarize
 
 pytest.importorskip("matplotlib")
 CFG = SIZES["tiny"][0]

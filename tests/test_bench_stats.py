@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.stats import quantile, summarize
+from jai.benchmarks.stats import quantile, summarize
 
 
 def test_summary_of_odd_samples():
@@ -33,7 +33,7 @@ def test_single_sample_and_empty():
 
 
 def test_decode_rates_subtract_the_median_first_token_time():
-    from benchmarks.stats import decode_rates
+    from jai.benchmarks.stats import decode_rates
 
     # batch 2, 11 new tokens: 20 decoded tokens after the first, in (total - median first) seconds
     rates = decode_rates(2, 11, [0.1, 0.3, 0.2], [1.2, 2.2, 0.2])

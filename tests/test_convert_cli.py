@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file as torch_load_st
 
-from convert import cli
 from jai import cli as jai_cli
 from jai import weights
+from jai.convert import cli
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model
 from tests.conftest import TINY
@@ -48,7 +48,7 @@ def test_help_names_every_format_the_dtype_option_and_examples(capsys):
 def test_jai_convert_and_python_m_both_work(capsys):
     assert jai_cli.main(["convert", "--help"]) == 0
     assert "nanogpt ckpt.pt" in capsys.readouterr().out
-    cmd = [sys.executable, "-m", "convert.cli", "--help"]
+    cmd = [sys.executable, "-m", "jai.convert.cli", "--help"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "torch state dict" in result.stdout
 

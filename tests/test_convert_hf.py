@@ -15,10 +15,10 @@ from safetensors.torch import load_file as torch_load_st
 from safetensors.torch import save_file as torch_save_st
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from convert import ConversionError
-from convert import hf as chf
 from jai import weights
 from jai.config import ConfigError
+from jai.convert import ConversionError
+from jai.convert import hf as chf
 from jai.weights import CheckpointError
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_torch import checkpoint as torch_ckpt
@@ -365,7 +365,9 @@ def test_safetensors_import_needs_no_torch(tmp_path):
     model = hf_model(SHAPES[0], dtype=torch.bfloat16)
     model.save_pretrained(tmp_path / "hf")
     src, out = str(tmp_path / "hf"), str(tmp_path / "jai")
-    result = run_without_torch(f"from convert.hf import import_hf\nprint(import_hf({src!r}, {out!r}).dtype)")
+    result = run_without_torch(
+        f"from jai.convert.hf import import_hf\nprint(import_hf({src!r}, {out!r}).dtype)"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "BF16"
     assert_same_tensors(tmp_path / "jai", hf_weights(model))
@@ -375,7 +377,7 @@ def test_pytorch_bin_without_torch_says_so(tmp_path):
     model = hf_model(SHAPES[0])
     variant_pytorch_bin(model, tmp_path / "hf")
     result = run_without_torch(
-        "from convert.hf import import_hf\n"
+        "from jai.convert.hf import import_hf\n"
         f"try:\n    import_hf({str(tmp_path / 'hf')!r}, {str(tmp_path / 'jai')!r})\n"
         "except Exception as e:\n    print(type(e).__name__, e)"
     )

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file as torch_load_st
 
-from convert import ConversionError
-from convert import nanogpt as cn
 from jai import weights
 from jai.config import GPTConfig
+from jai.convert import ConversionError
+from jai.convert import nanogpt as cn
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model

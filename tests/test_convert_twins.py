@@ -12,9 +12,9 @@ import pytest
 import torch
 from mlx.utils import tree_flatten, tree_map
 
-from convert.hf import read_safetensors
-from convert.twins import mlx_to_torch, torch_to_mlx
 from jai.config import GPTConfig
+from jai.convert.hf import read_safetensors
+from jai.convert.twins import mlx_to_torch, torch_to_mlx
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_mlx import model as mlx_model
 from jai_torch import checkpoint as torch_ckpt
@@ -139,7 +139,7 @@ def test_round_trip_mlx_file_torch_file_mlx(tmp_path, cfg, dtype):
 def test_import_convert_loads_no_framework():
     root = Path(__file__).resolve().parents[1]
     code = (
-        "import sys, convert, convert.twins, convert.hf, convert.nanogpt, convert.cli\n"
+        "import sys, jai.convert, jai.convert.twins, jai.convert.hf, jai.convert.nanogpt, jai.convert.cli\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlx', 'torch')))"
     )
     cmd = [sys.executable, "-c", code]

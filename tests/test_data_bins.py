@@ -14,9 +14,9 @@ import pytest
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models
 
-from data.postings import load_postings
-from data.prepare import main, prepare, split_postings
-from data.qa import DOC, DOC_END
+from jai.data.postings import load_postings
+from jai.data.prepare import main, prepare, split_postings
+from jai.data.qa import DOC, DOC_END
 from jai.dataset import MAX_VOCAB, DatasetError, TokenBin, check_vocab, write_bins
 from jai.tokenizer import CONTROL_TOKENS, Tokenizer
 
@@ -250,6 +250,10 @@ def test_cli_help_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_python_m_data_prepare_help_runs_from_repo_root() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "data.prepare", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "jai.data.prepare", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0 and "--vocab-size" in result.stdout

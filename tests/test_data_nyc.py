@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from data.nyc import relayout, repair_mojibake
-from data.postings import BAD_ENCODING, DUPLICATE, load_postings
-from data.prepare import prepare
-from data.text import encoding_problem
+from jai.data.nyc import relayout, repair_mojibake
+from jai.data.postings import BAD_ENCODING, DUPLICATE, load_postings
+from jai.data.prepare import prepare
+from jai.data.text import encoding_problem
 from jai.dataset import TokenBin
 
 NYC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nyc-jobs"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from data.jobs import make_sample
-from data.postings import (
+from jai.data.jobs import make_sample
+from jai.data.postings import (
     BAD_ENCODING,
     DUPLICATE,
     MISSING_CONTENT,
@@ -21,7 +21,7 @@ from data.postings import (
     is_korean,
     load_postings,
 )
-from data.text import is_placeholder
+from jai.data.text import is_placeholder
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from data.postings import Posting, load_postings
-from data.qa import (
+from jai.data.postings import Posting, load_postings
+from jai.data.qa import (
     ANSWER,
     ANSWER_END,
     DOC,
@@ -22,7 +22,7 @@ from data.qa import (
     render_doc,
     samples_for,
 )
-from data.text import has_hangul
+from jai.data.text import has_hangul
 from jai.tokenizer import SPECIAL_TOKENS
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"

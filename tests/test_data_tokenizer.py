@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from data.postings import load_postings
-from data.qa import make_samples
+from jai.data.postings import load_postings
+from jai.data.qa import make_samples
 from jai.tokenizer import BOS, CONTROL_TOKENS, EOS, MARKERS, PAD, SPECIAL_TOKENS, UNK, Tokenizer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"

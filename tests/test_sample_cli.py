@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-from data.qa import build_prompt
 from jai import cli, sample_cli
 from jai.config import GPTConfig
+from jai.data.qa import build_prompt
 from jai.sampling import SamplingConfig
 from jai.serve import default_stop_ids
 from jai.tokenizer import Tokenizer

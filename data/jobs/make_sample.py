@@ -1,6 +1,6 @@
 """Generate data/jobs/postings.json: the bundled sample of ~300 invented job postings.
 
-    python -m data.jobs.make_sample          # from the repo root; same output on every run
+    python -m jai.data.jobs.make_sample          # from the repo root; same output on every run
 
 Every company, posting and sentence here was written for this project. The sample imitates the
 reference data: Korean postings by Singapore-based employers (and English ones), in the reference
