@@ -11,6 +11,8 @@ need it, so `jai convert from-hf` runs without either.
 
 from __future__ import annotations
 
+from jai.errors import InputError
 
-class ConversionError(ValueError):
+
+class ConversionError(InputError):
     """An input that cannot be converted; the message names the file and says why, on one line."""

@@ -36,6 +36,7 @@ from jai.data.text import (
     is_placeholder,
     repair_mojibake,
 )
+from jai.errors import InputError
 
 CONTACT_KEYS = ("url", "email", "phone", "apply", "contact")  # the keys Posting.contacts may hold
 
@@ -92,7 +93,7 @@ class SkipRecord(Exception):
         self.reason = reason
 
 
-class PostingsError(ValueError):
+class PostingsError(InputError):
     """A postings file or directory that cannot be read at all (bad JSON, unknown shape, no records)."""
 
 

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from jai.errors import InputError
+
 FORMAT_VERSION = 1
 
 # GPT-2's "gelu_new" is the tanh approximation. Both frameworks default to the exact erf form, which
@@ -18,7 +20,7 @@ FORMAT_VERSION = 1
 ACTIVATION = "gelu_new"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config.json (or a config built in code) that cannot describe a JAI GPT."""
 
 

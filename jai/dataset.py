@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jai.atomic import atomic_file, write_json_atomic
+from jai.errors import InputError
 from jai.tokenizer import Tokenizer
 
 DTYPE = np.uint16
@@ -32,7 +33,7 @@ META_FILE = "meta.json"
 FORMAT = "jai-tokens-v1"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A token file or meta.json that does not match what the caller expects."""
 
 

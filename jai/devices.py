@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import platform
 
+from jai.errors import InputError
+
 DTYPES = ("auto", "float32", "bfloat16")
 BACKENDS = ("mlx", "torch")
 
 
-class DeviceError(ValueError):
+class DeviceError(InputError):
     """A device or dtype that was asked for and is not available here."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jai.devices import BACKENDS, DeviceError, default_backend
+from jai.errors import InputError
 from jai.sampling import SamplingConfig, SamplingError, crop_left
 from jai.serve import default_stop_ids, load_twin
 from jai.train_state import CKPT_DIR
@@ -39,7 +40,7 @@ so --question (with --doc/--doc-file) builds that prompt up to [ANSWER] and the 
 SAMPLING_FLAGS = ("temperature", "top_k", "top_p", "max_new_tokens", "seed")
 
 
-class UsageError(ValueError):
+class UsageError(InputError):
     """A problem with the command line that argparse cannot see (exit 2, like argparse's own)."""
 
 

@@ -17,10 +17,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from jai.errors import InputError
+
 MAX_SEED = 2**63 - 1  # both twins accept it: torch's manual_seed and MLX's random.key take a uint64
 
 
-class SamplingError(ValueError):
+class SamplingError(InputError):
     """Sampling parameters or prompts that cannot be generated from; the message says which and why."""
 
 

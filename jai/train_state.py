@@ -45,6 +45,7 @@ from jai import weights
 from jai.atomic import atomic_directory, write_text_atomic
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import META_FILE, DatasetError, TokenBin
+from jai.errors import RunFailed
 from jai.train_config import TrainConfig
 from jai.weights import CheckpointError
 
@@ -59,7 +60,7 @@ CKPT_DIR = "ckpt"  # <out>/ckpt: the run's one checkpoint, replaced atomically e
 METRICS_FILE = "metrics.jsonl"
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunFailed):
     """The loss (or the gradient norm) stopped being finite; the last good checkpoint is kept."""
 
 

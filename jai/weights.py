@@ -26,6 +26,7 @@ from pathlib import Path
 
 from jai.atomic import atomic_directory
 from jai.config import ConfigError, GPTConfig
+from jai.errors import InputError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -39,7 +40,7 @@ _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
 METADATA = {"format": "pt"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be loaded; the message names the file and the tensor."""
 
 
