@@ -29,7 +29,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from jai.data.postings import Posting
-from jai.tokenizer import ANSWER, ANSWER_END, DOC, DOC_END, MARKERS, QUESTION, QUESTION_END
+from jai.prompt import (
+    ANSWER,
+    ANSWER_END,
+    DOC,
+    DOC_END,
+    MARKERS,
+    QUESTION,
+    QUESTION_END,
+    build_prompt,
+    format_sample,
+)
 
 __all__ = [
     "ANSWER",
@@ -47,15 +57,6 @@ __all__ = [
     "render_doc",
     "samples_for",
 ]
-
-
-def build_prompt(question: str, doc: str) -> str:
-    """The text a model sees before it answers: question, document, and the opening [ANSWER]."""
-    return f"{QUESTION} {question.strip()} {QUESTION_END}\n{DOC}\n{doc.strip()}\n{DOC_END}\n{ANSWER}"
-
-
-def format_sample(question: str, doc: str, answer: str) -> str:
-    return f"{build_prompt(question, doc)}\n{answer.strip()}\n{ANSWER_END}"
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,21 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from jai.atomic import write_text_atomic
+from jai.prompt import (  # noqa: F401  (re-exported: the markers were defined here before)
+    ANSWER,
+    ANSWER_END,
+    DOC,
+    DOC_END,
+    MARKERS,
+    QUESTION,
+    QUESTION_END,
+)
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 CONTROL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3
 
-# The markers of a training sample: [QUESTION] q [/QUESTION] [DOC] posting [/DOC] [ANSWER] a [/ANSWER].
-# data/qa.py builds samples with them; they live here because they are part of the vocabulary.
-QUESTION, QUESTION_END = "[QUESTION]", "[/QUESTION]"
-DOC, DOC_END = "[DOC]", "[/DOC]"
-ANSWER, ANSWER_END = "[ANSWER]", "[/ANSWER]"
-MARKERS = (QUESTION, QUESTION_END, DOC, DOC_END, ANSWER, ANSWER_END)
+# The markers of a sample ([QUESTION] q [/QUESTION] [DOC] posting [/DOC] [ANSWER] a [/ANSWER]) belong to
+# the prompt format (jai/prompt.py); the vocabulary holds each as one special token.
 SPECIAL_TOKENS = CONTROL_TOKENS + MARKERS
 
 DEFAULT_VOCAB_SIZE = 24_000
