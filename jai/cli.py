@@ -1,10 +1,19 @@
 """`jai`: one command for the whole pipeline. Each subcommand lives in its own module, imported only
-when used, so `jai prepare` never loads a framework and `jai train --backend mlx` never loads torch."""
+when used, so `jai prepare` never loads a framework and `jai train --backend mlx` never loads torch.
+
+This is also the one place that turns an error a user can cause into a line on stderr and an exit code
+(see jai/errors.py): the commands raise, and the same kind of mistake exits the same way in every command.
+"""
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
+import re
 import sys
+
+from jai.errors import JaiError
 
 COMMANDS = {
     "run": ("jai.run", "the main job: prepare the bundled postings, train, and answer a few questions"),
@@ -20,6 +29,86 @@ USAGE = "usage: jai <command> [options]   (jai <command> --help for each)\n\ncom
     f"  {name:<9} {help_}\n" for name, (_, help_) in COMMANDS.items()
 )
 
+# What a failed write leaves behind, for the commands that write: each of these is true because every
+# file they write is replaced atomically (jai/atomic.py), so a full disk never leaves half a file.
+KEPT_ON_WRITE_FAILURE = {
+    "run": "the last checkpoint saved is intact (`jai train --resume --out <out>/run` continues it)",
+    "train": "the last checkpoint saved is intact (`jai train --resume` continues from it)",
+    "prepare": "the input postings are untouched and no output file was left half-written",
+    "convert": "the source is untouched and no output file was left half-written",
+}
+
+# Optional packages and the extra that installs each: a missing one is the install to fix, not a bug.
+EXTRAS = {
+    "mlx": "mlx",
+    "torch": "torch",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "matplotlib": "bench",
+    "transformers": "dev",
+    "mlx_lm": "dev",
+}
+
+EXIT_FILE_SYSTEM = 1  # good input, but the disk or the permissions let the run down (jai.errors.RunFailed)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def missing_extra(e: ImportError) -> str | None:
+    """The extra that would install what `e` found missing, or None when `e` is not about one (a bug)."""
+    cause: BaseException | None = e
+    while cause is not None:  # the twins re-raise a missing framework with their own message (`from e`)
+        name = getattr(cause, "name", None)
+        if name and name.split(".")[0] in EXTRAS:
+            return EXTRAS[name.split(".")[0]]
+        cause = cause.__cause__
+    return None
+
+
+def file_system_error(e: BaseException) -> tuple[int | None, str, str | None] | None:
+    """(errno, reason, path) for a failure of the file system itself, or None when `e` is something else.
+
+    safetensors reports a full disk as SafetensorError("... No space left on device (os error 28)"), not
+    as an OSError, so both are read here."""
+    if isinstance(e, OSError):
+        path = None if e.filename is None else str(e.filename)
+        return e.errno, e.strerror or one_line(str(e)) or type(e).__name__, path
+    if type(e).__name__ == "SafetensorError":
+        found = re.search(r"os error (\d+)", str(e))
+        if found:
+            path = re.search(r'at path "([^"]+)"', str(e))
+            code = int(found.group(1))
+            return code, os.strerror(code), path.group(1) if path else None
+    return None
+
+
+def report(command: str, e: Exception) -> int | None:
+    """Print one line for an error a user can meet and return its exit code; None for a bug."""
+    prefix = f"jai {command}: error:"
+    if isinstance(e, JaiError):
+        print(f"{prefix} {one_line(str(e))}", file=sys.stderr)
+        return e.exit_code
+    if isinstance(e, ImportError):
+        extra = missing_extra(e)
+        if extra is None:
+            return None
+        message = one_line(str(e))
+        if "pip install" not in message:
+            message += f" (pip install -e '.[{extra}]')"
+        print(f"{prefix} {message}", file=sys.stderr)
+        return 2  # the install is the input to fix, as for any JaiError of bad input
+    failure = file_system_error(e)
+    if failure is None:
+        return None
+    code, reason, path = failure
+    kept = KEPT_ON_WRITE_FAILURE.get(command) if code != errno.ENOENT else None
+    line = f"{path}: {reason}" if path else reason
+    print(f"{prefix} {line}" + (f"; {kept}" if kept else ""), file=sys.stderr)
+    return EXIT_FILE_SYSTEM
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -31,8 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"jai: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return module.main(rest) or 0
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        return module.main(rest) or 0
+    except KeyboardInterrupt:
+        print(f"\njai {name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `jai sample ... | head`: the reader has gone; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second complaint at exit
+        return 0
+    except Exception as e:
+        code = report(name, e)
+        if code is None:
+            raise  # a bug: the traceback is what its fixer needs
+        return code
 
 
 if __name__ == "__main__":
