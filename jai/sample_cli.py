@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from jai.devices import BACKENDS, DeviceError, default_backend
+from jai.devices import BACKENDS, default_backend
 from jai.errors import InputError
 from jai.sampling import SamplingConfig, SamplingError, crop_left
 from jai.serve import default_stop_ids, load_twin
@@ -290,23 +290,8 @@ def _collect(steps: Iterable[list[int | None]], into: list[int]) -> Iterator[lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UsageError as e:
-        parser.print_usage(sys.stderr)
-        print(f"jai sample: error: {e}", file=sys.stderr)
-        return 2
-    except DeviceError as e:  # a --device this machine does not have
-        print(f"jai sample: error: {e}", file=sys.stderr)
-        return 2
-    except (CheckpointError, SamplingError, ImportError) as e:
-        print(f"jai sample: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\njai sample: interrupted", file=sys.stderr)
-        return 130
+    # Errors (JaiError, a missing extra, Ctrl-C) go up to the `jai` dispatcher, which reports them all alike.
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def tok(ckpt):
 
 
 def sample(capsys, *argv: str) -> tuple[int, str, str]:
-    code = sample_cli.main(list(argv))
+    code = cli.main(["sample", *argv])  # through the dispatcher, which reports errors for every command
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -157,13 +157,13 @@ def test_streaming_never_splits_a_character(tok):
 
 def test_missing_checkpoint_dir(capsys, tmp_path):
     code, out, err = sample(capsys, str(tmp_path / "nope"), "--prompt", "hi")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert "nope" in err and "no such checkpoint directory" in err and "Traceback" not in err
 
 
 def test_a_directory_that_is_not_a_checkpoint(capsys, tmp_path):
     code, _, err = sample(capsys, str(tmp_path), "--prompt", "hi")
-    assert code == 1
+    assert code == 2
     assert "config.json" in err
 
 
@@ -172,7 +172,7 @@ def test_missing_tokenizer_is_named_and_tokenizer_flag_fixes_it(capsys, ckpt, tm
     shutil.copytree(ckpt, bare)
     (bare / "tokenizer.json").unlink()
     code, _, err = sample(capsys, str(bare), "--backend", "torch", "--prompt", "hi")
-    assert code == 1
+    assert code == 2
     assert "tokenizer.json" in err and "--tokenizer" in err
     argv = ["--backend", "torch", "--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "6"]
     code, out, err = sample(capsys, str(bare), *argv, "--tokenizer", str(ckpt / "tokenizer.json"))
