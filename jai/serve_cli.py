@@ -12,10 +12,8 @@ import sys
 
 from fastapi import FastAPI
 
-from jai.devices import DeviceError
 from jai.sample_cli import UsageError, add_model_args, checkpoint_arg, load_tokenizer, resolve_checkpoint
 from jai.serve import MAX_NEW_TOKENS_LIMIT, create_app, load_generate_fn
-from jai.weights import CheckpointError
 
 # create_app's own default, so the help text cannot drift from the server.
 MAX_CONCURRENT = inspect.signature(create_app).parameters["max_concurrent"].default
@@ -96,17 +94,8 @@ def build_app(args: argparse.Namespace) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        app = build_app(args)
-    except (UsageError, DeviceError) as e:
-        parser.print_usage(sys.stderr)
-        print(f"jai serve: error: {e}", file=sys.stderr)
-        return 2
-    except (CheckpointError, ImportError) as e:
-        print(f"jai serve: error: {e}", file=sys.stderr)
-        return 1
+    args = build_parser().parse_args(argv)
+    app = build_app(args)  # errors go up to the `jai` dispatcher, which reports them for every command
 
     import uvicorn
 

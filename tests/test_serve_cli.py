@@ -63,11 +63,11 @@ def test_the_app_serves_greedy_text_from_the_checkpoint(run_dir, backend):
 
 
 def test_errors_exit_without_starting_a_server(capsys, run_dir, tmp_path):
-    assert serve_cli.main([str(tmp_path / "nope")]) == 1
+    assert cli.main(["serve", str(tmp_path / "nope")]) == 2  # as for any bad input, in every command
     assert "no such checkpoint directory" in capsys.readouterr().err
-    assert serve_cli.main([str(run_dir), "--max-concurrent", "0"]) == 2
+    assert cli.main(["serve", str(run_dir), "--max-concurrent", "0"]) == 2
     assert "--max-concurrent must be at least 1" in capsys.readouterr().err
-    assert serve_cli.main([str(run_dir), "--port", "70000"]) == 2
+    assert cli.main(["serve", str(run_dir), "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
 
 
