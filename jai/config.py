@@ -15,9 +15,11 @@ from jai.errors import InputError
 
 FORMAT_VERSION = 1
 
-# GPT-2's "gelu_new" is the tanh approximation. Both frameworks default to the exact erf form, which
-# differs by up to ~1e-3: pinning the name here and in config.json keeps the twins and HF in step.
-ACTIVATION = "gelu_new"
+# The MLP's activation is part of the model, named as GPT-2's config.json names it: "gelu_new" is the tanh
+# approximation GPT-2 (and a new JAI model) uses, "gelu" the exact erf form nanoGPT trains with. They
+# differ by up to ~1e-3 per activation, so both twins run whichever config.json says, as transformers does.
+ACTIVATION = "gelu_new"  # the default for new models
+ACTIVATIONS = ("gelu_new", "gelu")
 
 
 class ConfigError(InputError):
@@ -36,6 +38,7 @@ class GPTConfig:
     bos_token_id: int | None = None
     eos_token_id: int | None = None
     pad_token_id: int | None = None
+    activation: str = ACTIVATION  # config.json's activation_function: one of ACTIVATIONS
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -48,6 +51,11 @@ class GPTConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_epsilon > 0:
             raise ConfigError(f"layer_norm_epsilon must be positive, got {self.layer_norm_epsilon!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"activation_function must be one of {', '.join(map(repr, ACTIVATIONS))}, "
+                f"found {self.activation!r}"
+            )
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
             token = getattr(self, name)
             if token is not None and not 0 <= token < self.vocab_size:
@@ -79,7 +87,7 @@ class GPTConfig:
             "n_layer": self.n_layer,
             "n_head": self.n_head,
             "n_inner": None,
-            "activation_function": ACTIVATION,
+            "activation_function": self.activation,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "resid_pdrop": self.dropout,
             "embd_pdrop": self.dropout,
@@ -105,9 +113,13 @@ class GPTConfig:
             missing.append("n_positions")
         if missing:
             raise ConfigError(f"{source}: missing field(s) {', '.join(missing)}")
+        # transformers' own default is "gelu_new" too, so a config without the field means the tanh form.
         act = hf.get("activation_function", ACTIVATION)
-        if act != ACTIVATION:
-            raise ConfigError(f"{source}: activation_function must be {ACTIVATION!r}, found {act!r}")
+        if act not in ACTIVATIONS:
+            raise ConfigError(
+                f"{source}: activation_function must be one of {', '.join(map(repr, ACTIVATIONS))}, "
+                f"found {act!r}"
+            )
         n_inner = hf.get("n_inner")
         if n_inner is not None and n_inner != 4 * hf["n_embd"]:
             raise ConfigError(f"{source}: n_inner must be 4 * n_embd = {4 * hf['n_embd']}, found {n_inner}")
@@ -128,6 +140,7 @@ class GPTConfig:
                 bos_token_id=_token_id(hf.get("bos_token_id")),
                 eos_token_id=_token_id(hf.get("eos_token_id")),
                 pad_token_id=_token_id(hf.get("pad_token_id")),
+                activation=act,
             )
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None

@@ -76,9 +76,10 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
+        self.act = ACTIVATION_FNS[cfg.activation]  # config.json's activation_function
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self.c_proj(gelu_new(self.c_fc(x)))
+        return self.c_proj(self.act(self.c_fc(x)))
 
 
 @partial(mx.compile, shapeless=True)
@@ -90,6 +91,10 @@ def gelu_new(x: mx.array) -> mx.array:
     1.5957691216057308 is 2 * sqrt(2 / pi).
     """
     return x * mx.sigmoid(1.5957691216057308 * (x + 0.044715 * x**3))
+
+
+# "gelu" is the exact erf GELU (nanoGPT's, and the framework's default); "gelu_new" GPT-2's tanh form.
+ACTIVATION_FNS = {"gelu": nn.gelu, "gelu_new": gelu_new}
 
 
 class Block(nn.Module):

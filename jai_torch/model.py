@@ -74,10 +74,19 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
+        self.act = ACTIVATION_FNS[cfg.activation]  # config.json's activation_function
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # GPT-2's "gelu_new": the tanh approximation, not torch's default exact erf.
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+def gelu_new(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's "gelu_new": the tanh approximation (PyTorch's default GELU is the exact erf one)."""
+    return F.gelu(x, approximate="tanh")
+
+
+# "gelu" is the exact erf GELU (nanoGPT's, and the framework's default); "gelu_new" GPT-2's tanh form.
+ACTIVATION_FNS = {"gelu": F.gelu, "gelu_new": gelu_new}
 
 
 class Block(nn.Module):

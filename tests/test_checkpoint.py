@@ -172,7 +172,7 @@ def test_bad_config_files(ckpt):
     ("change", "message"),
     [
         ({"model_type": "llama"}, "model_type must be 'gpt2'"),
-        ({"activation_function": "gelu"}, "activation_function must be 'gelu_new'"),
+        ({"activation_function": "relu"}, "activation_function must be one of 'gelu_new', 'gelu'"),
         ({"n_inner": 7}, "n_inner must be 4 \\* n_embd"),
         ({"n_ctx": 99}, "n_ctx \\(99\\) disagrees with n_positions"),
         ({"n_head": 5}, "divisible by n_head"),
