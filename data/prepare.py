@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from jai.data.postings import Posting, PostingsError, load_postings
+from jai.data.postings import Posting, load_postings
 from jai.data.qa import KINDS, make_samples
 from jai.dataset import DatasetError, check_vocab, write_bins
+from jai.errors import JaiError
 from jai.tokenizer import DEFAULT_VOCAB_SIZE, Tokenizer
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parent / "jobs" / "postings.json"
@@ -201,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             min_frequency=args.min_frequency,
             tokenizer=args.tokenizer,
         )
-    except (PostingsError, DatasetError, FileNotFoundError, ValueError) as e:
-        print(f"jai prepare: error: {e}", file=sys.stderr)
-        return 1
+    except (FileNotFoundError, ValueError) as e:  # JaiErrors go up to the `jai` dispatcher as they are
+        if isinstance(e, JaiError):
+            raise
+        raise DatasetError(str(e)) from None  # the tokenizer's plain errors (--tokenizer, --vocab-size)
     return 0
 
 

@@ -14,6 +14,7 @@ import pytest
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models
 
+from jai import cli
 from jai.data.postings import load_postings
 from jai.data.prepare import main, prepare, split_postings
 from jai.data.qa import DOC, DOC_END
@@ -244,7 +245,8 @@ def test_cli_help_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     help_text = capsys.readouterr().out
     for option in ("--out", "--vocab-size", "--val-fraction", "--seed", "--tokenizer", "either schema"):
         assert option in help_text
-    assert main([str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 1
+    # errors are reported by the `jai` dispatcher, the same way in every command
+    assert cli.main(["prepare", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.json: no such file" in capsys.readouterr().err
 
 
