@@ -30,11 +30,12 @@ import time
 from pathlib import Path
 
 from jai.config import GPTConfig
-from jai.data.postings import PostingsError, load_postings
+from jai.data.postings import load_postings
 from jai.data.prepare import BUNDLED_SAMPLE, prepare, split_postings
 from jai.data.qa import Sample, build_prompt, make_samples
 from jai.dataset import DatasetError
-from jai.devices import BACKENDS, DeviceError, default_backend
+from jai.devices import BACKENDS, default_backend
+from jai.errors import JaiError
 from jai.sampling import SamplingConfig
 from jai.serve import default_stop_ids, load_generate_fn
 from jai.tokenizer import Tokenizer
@@ -114,18 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     data_dir, run_dir = out / "data", out / "run"
     started = time.perf_counter()
-    try:
-        twin = importlib.import_module(f"jai_{args.backend}.train")
-    except ImportError as e:
-        print(f"jai run: error: {e}", file=sys.stderr)
-        return 2
+    # Errors go up to the `jai` dispatcher, which reports them the same way for every command.
+    twin = importlib.import_module(f"jai_{args.backend}.train")
 
     print(f"== 1/3  prepare {', '.join(args.postings)} -> {data_dir}")
     try:
         prepare(args.postings, data_dir, seed=SEED, val_fraction=VAL_FRACTION, show_progress=False)
-    except (PostingsError, DatasetError, ValueError) as e:
-        print(f"jai run: error: {e}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, ValueError) as e:
+        if isinstance(e, JaiError):
+            raise
+        raise DatasetError(str(e)) from None  # the tokenizer's plain errors are bad input too
 
     model_cfg = GPTConfig()  # the default model; its vocabulary comes from the data
     train_cfg = TrainConfig(
@@ -142,19 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     if run_dir.exists():  # <out>/run belongs to `jai run`: each run starts afresh
         print(f"  replacing the previous run in {run_dir}")
         shutil.rmtree(run_dir)
-    try:
-        summary = twin.train(
-            data_dir,
-            run_dir,
-            model_cfg,
-            train_cfg,
-            device=args.device,
-            max_seconds=args.minutes * 60,
-            progress=not args.no_progress,
-        )
-    except (DeviceError, DatasetError, ValueError) as e:
-        print(f"jai run: error: {e}", file=sys.stderr)
-        return 2
+    summary = twin.train(
+        data_dir,
+        run_dir,
+        model_cfg,
+        train_cfg,
+        device=args.device,
+        max_seconds=args.minutes * 60,
+        progress=not args.no_progress,
+    )
     initial, final = summary["initial_val_loss"], summary["val_loss"]
     print(
         f"validation loss: untrained {initial:.3f} (perplexity {math.exp(initial):,.0f}) -> trained "

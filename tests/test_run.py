@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jai import run
+from jai import cli, run
 
 
 @pytest.mark.parametrize("backend", ["torch", "mlx"])
@@ -40,5 +40,5 @@ def test_main_job_runs_again_over_its_previous_run(tmp_path, capsys):
 
 def test_main_job_names_a_missing_input(tmp_path, capsys):
     missing = tmp_path / "nope.json"
-    assert run.main(["--out", str(tmp_path), "--postings", str(missing)]) == 2
+    assert cli.main(["run", "--out", str(tmp_path), "--postings", str(missing)]) == 2  # via the dispatcher
     assert str(missing) in capsys.readouterr().err
