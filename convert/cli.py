@@ -1,6 +1,7 @@
 """`jai convert`: move weights between JAI checkpoints, Hugging Face GPT-2, nanoGPT and PyTorch state dicts.
 
-Also runs as `python -m jai.convert.cli`. Expected errors are one line on stderr and exit code 2.
+Also runs as `python -m jai.convert.cli`. Errors are reported by the `jai` dispatcher (jai/cli.py), one
+line on stderr, as in every command.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from jai.config import ConfigError
 from jai.convert import ConversionError
-from jai.weights import CheckpointError
 
 PROG = "jai convert"
 
@@ -65,8 +64,6 @@ ARG_HELP = {
     "OUT_DIR": "JAI checkpoint directory to write (atomically)",
     "OUT_PT": ".pt file to write (atomically)",
 }
-
-EXPECTED_ERRORS = (ConversionError, CheckpointError, ConfigError, FileNotFoundError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,13 +139,6 @@ def _run(args: argparse.Namespace) -> str:
     )
 
 
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in text:
-        text = f"{e.filename}: {text}"
-    return text or type(e).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -161,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always", ActivationMismatchWarning)
         try:
             line = _run(args)
-        except EXPECTED_ERRORS as e:
-            error: str | None = _one_line(e)
+        except Exception as e:  # raised again after the warnings; the `jai` dispatcher reports it
+            error: Exception | None = e
         else:
             error = None
     for w in caught:  # ours as one plain line; anything else as Python would show it
@@ -171,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if error is not None:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+        raise error
     print(line)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m jai.convert.cli` reports errors as `jai convert` does
+    from jai.cli import main as jai
+
+    sys.exit(jai(["convert", *sys.argv[1:]]))

@@ -93,25 +93,25 @@ def assert_one_line_error(capsys, needle: str) -> None:
     assert "Traceback" not in captured.err
 
 
-def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
-    assert cli.main(["from-hf", str(tmp_path / "nowhere"), str(tmp_path / "jai")]) == 2
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys):  # reported by the `jai` dispatcher
+    assert jai_cli.main(["convert", "from-hf", str(tmp_path / "nowhere"), str(tmp_path / "jai")]) == 2
     assert_one_line_error(capsys, "nowhere: no such directory")
 
-    assert cli.main(["from-nanogpt", str(tmp_path / "missing.pt"), str(tmp_path / "jai")]) == 2
+    assert jai_cli.main(["convert", "from-nanogpt", str(tmp_path / "missing.pt"), str(tmp_path / "jai")]) == 2
     assert_one_line_error(capsys, "missing.pt: no such file")
 
-    assert cli.main(["to-nanogpt", str(tmp_path), str(tmp_path / "x.pt")]) == 2
+    assert jai_cli.main(["convert", "to-nanogpt", str(tmp_path), str(tmp_path / "x.pt")]) == 2
     assert_one_line_error(capsys, "config.json: no such file")
 
     ckpt = torch_ckpt.save_model(torch_model.GPT(TINY), tmp_path / "jai")
-    assert cli.main(["from-hf", str(ckpt), str(tmp_path / "x"), "--dtype", "int4"]) == 2
+    assert jai_cli.main(["convert", "from-hf", str(ckpt), str(tmp_path / "x"), "--dtype", "int4"]) == 2
     assert_one_line_error(capsys, "unknown dtype 'int4'")
 
-    assert cli.main(["from-hf", str(ckpt), str(ckpt)]) == 2
+    assert jai_cli.main(["convert", "from-hf", str(ckpt), str(ckpt)]) == 2
     assert_one_line_error(capsys, "already exists (pass --force")
 
     (tmp_path / "evil.pt").write_bytes(b"garbage bytes")
-    assert cli.main(["from-nanogpt", str(tmp_path / "evil.pt"), str(tmp_path / "y")]) == 2
+    assert jai_cli.main(["convert", "from-nanogpt", str(tmp_path / "evil.pt"), str(tmp_path / "y")]) == 2
     assert_one_line_error(capsys, "not a PyTorch checkpoint")
 
 
@@ -123,8 +123,8 @@ def test_usage_errors_exit_2(capsys):
 
 @pytest.mark.parametrize("command", ["to-nanogpt", "to-state-dict", "from-nanogpt"])
 def test_commands_needing_torch_say_so(tmp_path, command):
-    code = "import sys; sys.modules['torch'] = None\nfrom convert import cli\n"
-    code += f"sys.exit(cli.main([{command!r}, 'a', 'b']))"
+    code = "import sys; sys.modules['torch'] = None\nfrom jai import cli\n"
+    code += f"sys.exit(cli.main(['convert', {command!r}, 'a', 'b']))"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
