@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import itertools
 import math
 import shutil
@@ -40,6 +39,7 @@ from jai.sampling import SamplingConfig
 from jai.serve import default_stop_ids, load_generate_fn
 from jai.tokenizer import Tokenizer
 from jai.train_config import TrainConfig
+from jai.train_loop import make_trainer, train
 from jai.train_state import CKPT_DIR
 
 SEED = 1337  # prepare's default: the split run.py re-creates to find the validation postings
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir, run_dir = out / "data", out / "run"
     started = time.perf_counter()
     # Errors go up to the `jai` dispatcher, which reports them the same way for every command.
-    twin = importlib.import_module(f"jai_{args.backend}.train")
+    trainer = make_trainer(args.backend, args.device)  # a missing framework fails here, before any work
 
     print(f"== 1/3  prepare {', '.join(args.postings)} -> {data_dir}")
     try:
@@ -141,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     if run_dir.exists():  # <out>/run belongs to `jai run`: each run starts afresh
         print(f"  replacing the previous run in {run_dir}")
         shutil.rmtree(run_dir)
-    summary = twin.train(
+    summary = train(
+        trainer,
         data_dir,
         run_dir,
         model_cfg,
         train_cfg,
-        device=args.device,
         max_seconds=args.minutes * 60,
         progress=not args.no_progress,
     )

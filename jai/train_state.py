@@ -22,17 +22,15 @@ sampler's state (the same batches follow); and the dropout RNG (the same masks f
 one thing that cannot cross twins: each framework has its own generator, so a cross-twin resume reseeds
 it (which matters only with dropout > 0).
 
-This module also holds the other framework-free parts of a run, so the twins' train.py files hold
-only what differs between frameworks: `plan_run` (configs, resume checks) and `MetricsLog`.
+The rest of a run lives beside it: jai/run_plan.py (what a run starts from), jai/metrics_log.py,
+jai/recovery.py (an interrupted save) and jai/train_loop.py (the loop itself).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +40,8 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from jai import weights
-from jai.atomic import atomic_directory, write_text_atomic
+from jai.atomic import atomic_directory
 from jai.config import ConfigError, GPTConfig
-from jai.dataset import META_FILE, DatasetError, TokenBin
-from jai.errors import RunFailed
 from jai.train_config import TrainConfig
 from jai.weights import CheckpointError
 
@@ -56,12 +52,9 @@ FORMAT = "jai-train-state"
 FORMAT_VERSION = 1
 MOMENTS = ("exp_avg", "exp_avg_sq")  # Adam's first and second moments, under PyTorch's names
 
+DEFAULT_DATA = "out/data"  # where `jai prepare` writes, and `jai train` reads, by default
 CKPT_DIR = "ckpt"  # <out>/ckpt: the run's one checkpoint, replaced atomically each time
 METRICS_FILE = "metrics.jsonl"
-
-
-class TrainingDiverged(RunFailed):
-    """The loss (or the gradient norm) stopped being finite; the last good checkpoint is kept."""
 
 
 # --- the state ---------------------------------------------------------------------------------------
@@ -86,6 +79,7 @@ class TrainState:
     device: str = ""
     dtype: str = "float32"
     tokenizer_sha256: str | None = None  # from the data's meta.json: resuming on other data is refused
+    data_dir: str | None = None  # the data the run trains on: --resume finds it here
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
@@ -126,6 +120,7 @@ class TrainState:
             "device": str,
             "dtype": str,
             "tokenizer_sha256": (str, type(None)),
+            "data_dir": (str, type(None)),
         }
         for name in required:
             if name not in obj:
@@ -263,190 +258,3 @@ def write_training_checkpoint(
 def _differences(a: Any, b: Any) -> str:
     da, db = dataclasses.asdict(a), dataclasses.asdict(b)
     return ", ".join(f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k])
-
-
-# --- the run: configs, resume checks, metrics --------------------------------------------------------
-
-
-def finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
-
-
-class MetricsLog:
-    """`<out>/metrics.jsonl`: one JSON object a line, flushed as written so a crash loses nothing.
-
-    Resuming from step k keeps the lines up to step k and drops the rest (steps the killed run took
-    after its last checkpoint, which the resumed run takes again, and a torn last line), then appends.
-    """
-
-    def __init__(self, path: str | os.PathLike, resume_step: int | None = None) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is not None and self.path.exists():
-            kept = []
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict) and record.get("step", 0) <= resume_step:
-                    kept.append(line + "\n")
-            write_text_atomic(self.path, "".join(kept))
-        self._file = open(self.path, "a" if resume_step is not None else "w", encoding="utf-8")  # noqa: SIM115
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-@dataclass
-class RunPlan:
-    """What a run starts from, worked out before any framework is touched (see `plan_run`)."""
-
-    model_config: GPTConfig
-    train_config: TrainConfig
-    train_tokens: np.ndarray  # memmaps of train.bin and val.bin
-    val_tokens: np.ndarray
-    ckpt_dir: Path
-    metrics_path: Path
-    tokenizer: Path | None  # copied into every checkpoint, so it is self-contained
-    tokenizer_sha256: str | None
-    resume: TrainState | None = None  # with `moments`, when continuing a run
-    moments: dict[str, np.ndarray] | None = None
-    init_from: Path | None = None  # a checkpoint whose weights start a new run
-    notes: list[str] = field(default_factory=list)  # things the log should say (changed settings)
-
-
-def plan_run(
-    data_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    model_cfg: GPTConfig | None,
-    train_cfg: TrainConfig | None,
-    resume: bool = False,
-    init_from: str | os.PathLike | None = None,
-) -> RunPlan:
-    """Check the data, the checkpoint and the configs against each other, and settle the configs.
-
-    - The vocabulary (and the special-token ids) come from the data's meta.json, whatever `model_cfg` says.
-    - A new run needs `model_cfg` (default: GPTConfig()) and refuses an out dir that already holds a
-      checkpoint; `resume` needs that checkpoint, and refuses a `model_cfg` or data that disagree with it.
-    - `train_cfg=None` means TrainConfig() for a new run and the checkpoint's own for a resumed one;
-      settings that differ from the checkpoint's are allowed (a longer schedule, say) and noted.
-    - `init_from` starts a new run (step 0, fresh optimizer) from a checkpoint's weights.
-    """
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    if resume and init_from is not None:
-        raise ConfigError(
-            "--resume continues this run's own checkpoint; it cannot be combined with --init-from"
-        )
-    if not data_dir.is_dir():
-        raise DatasetError(f"{data_dir}: no such data directory (make one with `jai prepare`)")
-    train_bin, val_bin = TokenBin(data_dir / "train.bin"), TokenBin(data_dir / "val.bin")
-    meta = train_bin.meta
-    if meta is None:
-        raise DatasetError(f"{data_dir / META_FILE}: no such file; the model's vocabulary size comes from it")
-    ids = {f"{k}_token_id": meta.get(f"{k}_id") for k in ("bos", "eos", "pad")}
-
-    def with_data(cfg: GPTConfig) -> GPTConfig:
-        return cfg.replace(vocab_size=meta["vocab_size"], **ids)
-
-    ckpt_dir = out_dir / CKPT_DIR
-    recovered = recover_checkpoint(ckpt_dir)
-    tokenizer = data_dir / weights.TOKENIZER_FILE
-    plan = RunPlan(
-        model_config=GPTConfig(),
-        train_config=train_cfg or TrainConfig(),
-        train_tokens=train_bin.data,
-        val_tokens=val_bin.data,
-        ckpt_dir=ckpt_dir,
-        metrics_path=out_dir / METRICS_FILE,
-        tokenizer=tokenizer if tokenizer.is_file() else None,
-        tokenizer_sha256=meta.get("tokenizer_sha256"),
-        notes=[recovered] if recovered else [],
-    )
-    if resume:
-        if not ckpt_dir.exists():
-            raise CheckpointError(
-                f"{ckpt_dir}: no checkpoint to resume from (start a new run without --resume)"
-            )
-        state, moments = read_train_state(ckpt_dir)
-        cfg = state.model_config
-        _check_data(cfg, meta, state.tokenizer_sha256, ckpt_dir, data_dir)
-        if model_cfg is not None and with_data(model_cfg) != cfg:
-            raise CheckpointError(
-                f"{ckpt_dir / weights.CONFIG_FILE}: the checkpoint's model disagrees with the one asked for: "
-                f"{_differences(cfg, with_data(model_cfg))} (checkpoint vs asked)"
-            )
-        if train_cfg is not None and train_cfg != state.train_config:
-            changes = _differences(state.train_config, train_cfg)
-            plan.notes.append(f"resuming with changed training settings: {changes} (checkpoint vs now)")
-        plan.model_config, plan.resume, plan.moments = cfg, state, moments
-        plan.train_config = train_cfg or state.train_config
-        return plan
-    if ckpt_dir.exists():
-        raise CheckpointError(
-            f"{ckpt_dir}: this out dir already holds a run; pass --resume to continue it, "
-            "or choose another --out"
-        )
-    if init_from is not None:
-        cfg, _ = weights.inspect_checkpoint(init_from)
-        _check_data(cfg, meta, None, Path(init_from), data_dir)
-        if model_cfg is not None and with_data(model_cfg).replace(dropout=cfg.dropout) != cfg:
-            raise CheckpointError(
-                f"{Path(init_from) / weights.CONFIG_FILE}: the checkpoint's model disagrees with the one "
-                f"asked for: {_differences(cfg, with_data(model_cfg))} (checkpoint vs asked; only dropout "
-                "may change)"
-            )
-        plan.init_from = Path(init_from)
-        plan.model_config = cfg.replace(dropout=model_cfg.dropout) if model_cfg else cfg
-        return plan
-    plan.model_config = with_data(model_cfg or GPTConfig())
-    return plan
-
-
-def recover_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
-    """Finish what a crash during a checkpoint write left behind; return a note if anything changed.
-
-    `atomic_directory` writes the new checkpoint to `.ckpt.tmp-*`, moves the current one aside to
-    `.ckpt.old-*`, moves the new one in, then deletes the old one. A `kill -9` between the two moves
-    leaves no `ckpt/` but a complete `.ckpt.old-*`: it is moved back. Leftover `.ckpt.tmp-*` (never
-    made current) and `.ckpt.old-*` (already replaced) directories are deleted.
-    """
-    ckpt_dir = Path(ckpt_dir)
-    parent, name = ckpt_dir.parent, ckpt_dir.name
-    if not parent.is_dir():
-        return None
-    olds = sorted(parent.glob(f".{name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
-    note = None
-    if not ckpt_dir.exists():
-        for old in olds:
-            try:
-                weights.inspect_checkpoint(old)
-                read_state_json(old)
-            except CheckpointError:
-                continue
-            os.replace(old, ckpt_dir)
-            note = f"{ckpt_dir}: restored the previous checkpoint from {old.name} (a save was interrupted)"
-            break
-    for leftover in [*olds, *parent.glob(f".{name}.tmp-*")]:
-        if leftover.exists():
-            shutil.rmtree(leftover, ignore_errors=True)
-    return note
-
-
-def _check_data(
-    cfg: GPTConfig, meta: dict[str, Any], sha: str | None, ckpt_dir: Path, data_dir: Path
-) -> None:
-    if cfg.vocab_size != meta["vocab_size"]:
-        raise CheckpointError(
-            f"{ckpt_dir / weights.CONFIG_FILE}: vocab_size {cfg.vocab_size}, but the data in {data_dir} has "
-            f"vocab_size {meta['vocab_size']} (made with another tokenizer?)"
-        )
-    if sha is not None and meta.get("tokenizer_sha256") not in (None, sha):
-        raise CheckpointError(
-            f"{ckpt_dir / STATE_DIR / STATE_FILE}: the run was trained on data from another tokenizer "
-            f"(sha256 {sha[:12]}..., {data_dir} has {str(meta['tokenizer_sha256'])[:12]}...)"
-        )

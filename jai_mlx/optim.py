@@ -1,24 +1,32 @@
-"""AdamW and the compiled training step in MLX. Twin: jai_torch/optim.py.
+"""AdamW, the compiled training step and evaluation in MLX. Twin: jai_torch/optim.py.
 
 Both twins run the same update: Adam with bias correction, weight decay decoupled and applied only to
 2-D weights (matmuls and embeddings, not biases or LayerNorm), global-norm gradient clipping, and the
 mean of the micro-batch gradients when accumulating.
+
+bfloat16 means the same in both twins: float32 master weights and float32 Adam moments, with the forward
+and backward passes computed in bfloat16. PyTorch has autocast for that; MLX has none, so the step runs
+the model on bfloat16 copies of the float32 weights (`computing_in`), and the gradients flow back through
+the casts to the float32 masters, which the optimizer updates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_map
 
 from jai.train_config import TrainConfig
 from jai_mlx.model import GPT, loss_fn
 
+Batch = tuple[mx.array, mx.array]
 StepFn = Callable[[mx.array, mx.array], tuple[mx.array, mx.array]]
+EvalFn = Callable[[list[Batch]], float]
+DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16}
 
 
 def make_optimizer(model: GPT, cfg: TrainConfig) -> optim.MultiOptimizer:
@@ -37,9 +45,43 @@ def set_learning_rate(optimizer: optim.MultiOptimizer, lr: float) -> None:
     optimizer.learning_rate = lr
 
 
-def make_train_step(model: GPT, optimizer: optim.MultiOptimizer, cfg: TrainConfig) -> StepFn:
-    """A function taking micro-batches x, y of shape [grad_accum, B, T]; returns (mean loss, grad norm)."""
-    loss_and_grad = nn.value_and_grad(model, loss_fn)
+@contextmanager
+def computing_in(model: GPT, dtype: mx.Dtype) -> Iterator[None]:
+    """Run the model on `dtype` copies of its float32 weights (MLX's stand-in for autocast)."""
+    if dtype == mx.float32:
+        yield
+        return
+    masters = model.parameters()
+    model.update(tree_map(lambda p: p.astype(dtype), masters))
+    try:
+        yield
+    finally:
+        model.update(masters)
+
+
+def make_train_step(
+    model: GPT,
+    optimizer: optim.MultiOptimizer,
+    cfg: TrainConfig,
+    dtype: str | None = None,
+    compile: bool = True,
+) -> StepFn:
+    """A function taking micro-batches x, y of shape [grad_accum, B, T]; returns (mean loss, grad norm).
+
+    `dtype` ("float32" or "bfloat16") is the compute dtype, by default `cfg.dtype`. The step is always
+    compiled: `compile` is there for the twin's signature."""
+    compute = DTYPES[dtype or cfg.dtype]
+
+    def loss_of(params: dict, x: mx.array, y: mx.array) -> mx.array:
+        model.update(params)  # as nn.value_and_grad does; the cast below is part of the graph
+        with computing_in(model, compute):
+            return loss_fn(model, x, y)
+
+    value_and_grad = mx.value_and_grad(loss_of)
+
+    def loss_and_grad(model: GPT, x: mx.array, y: mx.array) -> tuple[mx.array, dict]:
+        return value_and_grad(model.trainable_parameters(), x, y)
+
     # The whole step, optimizer included, is one compiled graph; model and optimizer state (and the
     # random state, for dropout) are declared so the compiled function may read and update them.
     state = [model.state, optimizer.state, mx.random.state]
@@ -61,3 +103,17 @@ def make_train_step(model: GPT, optimizer: optim.MultiOptimizer, cfg: TrainConfi
         return total / accum, norm
 
     return step
+
+
+def make_evaluate(model: GPT, dtype: str = "float32") -> EvalFn:
+    """Mean loss over fixed batches [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
+
+    def evaluate(batches: list[Batch]) -> float:
+        model.eval()
+        with computing_in(model, DTYPES[dtype]):
+            total = sum(loss_fn(model, x, y) for x, y in batches)  # no gradient is asked for: none made
+            total = total.item()
+        model.train()
+        return total / len(batches)
+
+    return evaluate

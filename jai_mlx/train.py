@@ -1,81 +1,108 @@
-"""The training loop in MLX. Twin: jai_torch/train.py; `diff` the two to see only framework differences.
+"""What training needs from MLX. Twin: jai_torch/train.py; `diff` the two to see only framework differences.
 
-A run lives in one out dir:
-
-    <out>/ckpt/            the latest checkpoint, replaced atomically: a model any GPT-2 reader opens,
-                           plus train_state/ for --resume (jai/train_state.py)
-    <out>/metrics.jsonl    one line per step and per evaluation, flushed as written
-
-Each step draws grad_accum batches from the shared sampler (jai/dataset.py, so both twins see the same
-batches), sets the learning rate for its place in the schedule and runs the step from optim.py. The
-hot loop reads the device once per step (loss and grad norm, for the progress bar, the log and the
-NaN check) and draws the next batch before it does, so the host works while the device does.
-
-Resuming restores the weights, Adam's moments and step count, the step (the schedule), the sampler
-and the dropout RNG: a run interrupted at any point (`kill -9` included) and resumed from its last
-checkpoint ends with the same weights as one never interrupted, on the same backend and device. The
-state is shared with the PyTorch twin, so a run may also continue there (dropout's RNG cannot cross).
+The loop itself is jai/train_loop.py, written once; this file is its `Trainer` for MLX: the model and
+optimizer on a device, one optimizer step, evaluation, Adam's moments and the RNG in and out of the
+shared training-state format (jai/train_state.py).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
 import mlx.optimizers as optim
 import numpy as np
-from mlx.utils import tree_flatten, tree_map, tree_unflatten
-from tqdm import tqdm
+from mlx.utils import tree_flatten, tree_unflatten
 
 from jai import train_state, weights
-from jai.config import GPTConfig
-from jai.dataset import BatchSampler
-from jai.train_config import TrainConfig, learning_rate
-from jai.train_state import MOMENTS, RunPlan, TrainingDiverged, TrainState
-from jai.weights import CheckpointError
+from jai.run_plan import RunPlan
+from jai.train_state import MOMENTS, TrainState
 from jai_mlx import checkpoint
 from jai_mlx import device as devices
-from jai_mlx.model import GPT, loss_fn
-from jai_mlx.optim import make_optimizer, make_train_step, set_learning_rate
+from jai_mlx.model import GPT
+from jai_mlx.optim import make_evaluate, make_optimizer, make_train_step, set_learning_rate
 
-WRITER = checkpoint.WRITER
 RNG_KIND = "mlx"
 ADAM_NAMES = dict(zip(("m", "v"), MOMENTS, strict=True))  # MLX's names for the moments -> the file's
 
 Batch = tuple[mx.array, mx.array]
 
 
-def to_device(x: np.ndarray, y: np.ndarray, dev: mx.Device) -> Batch:
-    return mx.array(x), mx.array(y)  # on the default device, which use_device set
+class Trainer:
+    writer = checkpoint.WRITER
+
+    def __init__(self, device: str = "auto", dtype: str = "auto", compile: bool = True) -> None:
+        # compile: MLX's step is always one compiled graph (mx.compile), so there is nothing to choose
+        self.device = devices.resolve_device(device)
+        self.dtype = devices.default_dtype(self.device, dtype) if dtype == "auto" else dtype
+        if self.dtype == "float32":
+            devices.set_true_fp32()
+        self.dev = devices.use_device(self.device)
+
+    def describe(self) -> str:
+        return devices.describe(self.device)
+
+    def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:
+        cfg = plan.train_config
+        self.model = build_model(plan, cfg.seed)
+        self.optimizer = make_optimizer(self.model, cfg)
+        restored = True
+        if resumed is not None:
+            load_moments(self.optimizer, plan.moments, resumed.optimizer_step)
+            restored = set_rng_state(resumed.rng, cfg.seed + resumed.step)
+        else:
+            mx.random.seed(cfg.seed)
+        self.step_fn = make_train_step(self.model, self.optimizer, cfg, self.dtype)
+        self.evaluate_fn = make_evaluate(self.model, self.dtype)
+        self.compiled_state = [self.model.state, self.optimizer.state, mx.random.state]
+        return restored
+
+    def batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
+        return mx.array(x), mx.array(y)  # on the default device, which use_device set
+
+    def step(self, batch: Batch, lr: float) -> Batch:
+        set_learning_rate(self.optimizer, lr)
+        loss, norm = self.step_fn(*batch)
+        mx.async_eval(loss, norm, self.compiled_state)
+        return loss, norm
+
+    def result(self, handle: Batch) -> tuple[float, float]:
+        loss, norm = handle
+        return loss.item(), norm.item()
+
+    def evaluate(self, batches: list[Batch]) -> float:
+        return self.evaluate_fn(batches)
+
+    def save(self, ckpt_dir: Path, state: TrainState, tokenizer: Path | None) -> None:
+        """Model and training state into `ckpt_dir`, in one atomic directory replacement."""
+        state.rng = rng_state()
+        state.optimizer_step, moments = optimizer_moments(self.optimizer)
+        tensors = checkpoint.to_contract(self.model, mx.float32)
+        train_state.write_training_checkpoint(
+            ckpt_dir,
+            self.writer,
+            lambda p: mx.save_safetensors(str(p), tensors, metadata=weights.METADATA),
+            state,
+            moments,
+            tokenizer,
+        )
 
 
-def next_batch(sampler: BatchSampler, accum: int, dev: mx.Device) -> Batch:
-    """`accum` batches from the shared sampler, stacked [grad_accum, B, T] on the device."""
-    xs, ys = zip(*(sampler.next_batch() for _ in range(accum)), strict=True)
-    return to_device(np.stack(xs), np.stack(ys), dev)
-
-
-def build_model(plan: RunPlan, cfg: TrainConfig, dev: mx.Device) -> GPT:
-    """A fresh model, or the weights of the checkpoint a run resumes or starts from (in the run's dtype)."""
-    model = GPT(plan.model_config, seed=cfg.seed)
+def build_model(plan: RunPlan, seed: int) -> GPT:
+    """A fresh model, or the weights of the checkpoint a run resumes or starts from, in float32."""
+    model = GPT(plan.model_config, seed=seed)
     source = plan.ckpt_dir if plan.resume else plan.init_from
     if source is not None:
         _, tensors = checkpoint.load_tensors(source)
         model.load_weights(list(checkpoint.from_contract(tensors).items()), strict=True)
-    # optim.py has no autocast in MLX: bfloat16 runs hold the weights (and moments) in bfloat16
-    model.set_dtype(mx.bfloat16 if cfg.dtype == "bfloat16" else mx.float32)
-    # from_contract's transposes are strided views; a matmul on one takes another BLAS path (transposed
-    # operand) and rounds differently, so a resumed step would not repeat the uninterrupted one bit for bit
-    model.update(tree_map(mx.contiguous, model.parameters()))
+    model.set_dtype(mx.float32)  # master weights; bfloat16 runs compute in copies (optim.py)
     mx.eval(model.parameters())
     model.train()
     return model
 
 
-def optimizer_moments(model: GPT, optimizer: optim.MultiOptimizer) -> tuple[int, dict[str, np.ndarray]]:
+def optimizer_moments(optimizer: optim.MultiOptimizer) -> tuple[int, dict[str, np.ndarray]]:
     """Adam's step count and moments, {exp_avg.<name>: float32 array in the model's layout}."""
     steps, moments = set(), {}
     for opt in optimizer.optimizers:  # one per parameter group
@@ -90,9 +117,7 @@ def optimizer_moments(model: GPT, optimizer: optim.MultiOptimizer) -> tuple[int,
     return steps.pop(), moments
 
 
-def load_moments(
-    model: GPT, optimizer: optim.MultiOptimizer, moments: dict[str, np.ndarray], step: int
-) -> None:
+def load_moments(optimizer: optim.MultiOptimizer, moments: dict[str, np.ndarray], step: int) -> None:
     """The inverse of `optimizer_moments`: Adam continues as if it had never stopped.
 
     Must run before make_train_step, which captures the optimizer's state for mx.compile."""
@@ -109,12 +134,12 @@ def load_moments(
     mx.eval(optimizer.state)
 
 
-def rng_state(dev: mx.Device) -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     """The dropout RNG, as JSON: MLX's global key (two uint32), the same on every device."""
     return {"kind": RNG_KIND, "key": [int(k) for k in mx.random.state[0].tolist()]}
 
 
-def set_rng_state(state: dict[str, Any], seed: int, dev: mx.Device) -> bool:
+def set_rng_state(state: dict[str, Any], seed: int) -> bool:
     """Restore an RNG state this twin wrote (True); anything else reseeds from `seed` (False)."""
     if state.get("kind") != RNG_KIND or "key" not in state:
         mx.random.seed(seed)
@@ -122,195 +147,3 @@ def set_rng_state(state: dict[str, Any], seed: int, dev: mx.Device) -> bool:
     hi, lo = state["key"]
     mx.random.seed((hi << 32) | lo)  # seeding with a 64-bit n sets the key to [n >> 32, n & 0xffffffff]
     return True
-
-
-def save(plan: RunPlan, model: GPT, optimizer: optim.MultiOptimizer, state: TrainState) -> None:
-    """Model and training state into <out>/ckpt, in one atomic directory replacement."""
-    state.optimizer_step, moments = optimizer_moments(model, optimizer)
-    tensors = checkpoint.to_contract(model, mx.float32)
-    train_state.write_training_checkpoint(
-        plan.ckpt_dir,
-        WRITER,
-        lambda p: mx.save_safetensors(str(p), tensors, metadata=weights.METADATA),
-        state,
-        moments,
-        plan.tokenizer,
-    )
-
-
-def evaluate(model: GPT, batches: list[Batch], cfg: TrainConfig) -> float:
-    """Mean loss over the fixed validation batches: eval mode (no dropout), no gradients."""
-    model.eval()
-    total = sum(loss_fn(model, x, y) for x, y in batches)  # no gradient is asked for, so none is computed
-    model.train()
-    return float(total.item()) / len(batches)
-
-
-def train(
-    data_dir: str | Path,
-    out_dir: str | Path,
-    model_cfg: GPTConfig | None = None,
-    train_cfg: TrainConfig | None = None,
-    device: str = "auto",
-    resume: bool = False,
-    init_from: str | Path | None = None,
-    max_seconds: float | None = None,
-    stop_at: int | None = None,
-    log: Callable[[str], None] | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train on `data_dir` (from `jai prepare`) into `out_dir`; return a summary of the run.
-
-    `model_cfg` gives the shape of a new model (its vocabulary comes from the data); `train_cfg` the
-    hyperparameters (None: the defaults, or the checkpoint's own when resuming). `resume` continues
-    <out>/ckpt exactly; `init_from` starts a new run from another checkpoint's weights. `max_seconds`
-    bounds this invocation's training time: the run stops after the step that crosses it, evaluates and
-    saves a checkpoint to resume from. `stop_at` stops the same way after that step (the schedule still
-    runs to max_steps), as if the run had been interrupted there. Raises TrainingDiverged when the loss
-    stops being finite, keeping the last good checkpoint.
-    """
-    log = log or tqdm.write
-    plan = train_state.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from)
-    cfg, resumed = plan.train_config, plan.resume
-    name = devices.resolve_device(device)
-    dtype = devices.default_dtype(name, cfg.dtype)
-    if dtype == "float32":
-        devices.set_true_fp32()
-    dev = devices.use_device(name)
-    for note in plan.notes:
-        log(note)
-
-    model = build_model(plan, cfg, dev)
-    optimizer = make_optimizer(model, cfg)
-    block = model.config.block_size
-    sampler = BatchSampler(plan.train_tokens, cfg.batch_size, block, cfg.seed)
-    if resumed is not None:
-        load_moments(model, optimizer, plan.moments, resumed.optimizer_step)
-        try:
-            sampler.load_state_dict(resumed.sampler)
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(
-                f"{plan.ckpt_dir / train_state.STATE_DIR}: cannot resume the sampler: {e}"
-            ) from None
-        restored = set_rng_state(resumed.rng, cfg.seed + resumed.step, dev)
-        if not restored and model.config.dropout > 0:
-            log(f"dropout RNG reseeded: {resumed.writer} wrote the checkpoint; its RNG does not carry over")
-    else:
-        mx.random.seed(cfg.seed)
-    step_fn = make_train_step(model, optimizer, cfg)
-    compiled_state = [model.state, optimizer.state, mx.random.state]  # what the compiled step updates
-    val_sampler = BatchSampler(plan.val_tokens, cfg.batch_size, block, cfg.seed)
-    val_batches = [to_device(x, y, dev) for x, y in val_sampler.eval_batches(cfg.eval_batches)]
-
-    state = resumed or TrainState(0, 0, cfg, model.config, {}, tokenizer_sha256=plan.tokenizer_sha256)
-    state.train_config, state.writer, state.device, state.dtype = cfg, WRITER, name, dtype
-    start, elapsed_before, saved_step = state.step, state.elapsed_seconds, resumed and resumed.step
-    tokens_per_step = cfg.grad_accum * cfg.batch_size * block
-    metrics = train_state.MetricsLog(plan.metrics_path, start if resumed else None)
-    metrics.write(
-        {
-            "event": "resume" if resumed else "start",
-            "step": start,
-            "backend": WRITER,
-            "device": name,
-            "dtype": dtype,
-        }
-    )
-    log(
-        f"{devices.describe(name)}, {dtype}: {model.config.num_params():,} parameters, "
-        f"{tokens_per_step:,} tokens/step, {'resuming at' if resumed else 'starting from'} step {start}"
-    )
-    initial_val_loss = None
-    if resumed is None and cfg.max_steps > 0:  # nanoGPT's step-0 evaluation: the untrained baseline
-        initial_val_loss = evaluate(model, val_batches, cfg)
-        metrics.write({"step": 0, "val_loss": initial_val_loss, "elapsed": 0.0})
-        log(f"step 0: val loss {initial_val_loss:.4f} (untrained)")
-    bar = tqdm(total=cfg.max_steps, initial=start, unit="step", desc=WRITER, disable=not progress)
-    stopped = "max_steps"
-    t_start = t_last = time.perf_counter()
-    try:
-        if state.step < cfg.max_steps:
-            x, y = next_batch(sampler, cfg.grad_accum, dev)
-            after = sampler.state_dict()
-        while state.step < cfg.max_steps:
-            lr = learning_rate(state.step, cfg)
-            set_learning_rate(optimizer, lr)
-            loss, norm = step_fn(x, y)
-            mx.async_eval(loss, norm, compiled_state)
-            sampler_state = after  # the sampler as this step leaves it, for a checkpoint after it
-            if state.step + 1 < cfg.max_steps:  # the host draws the next batch while the device works
-                x, y = next_batch(sampler, cfg.grad_accum, dev)
-                after = sampler.state_dict()
-            loss, norm = loss.item(), norm.item()  # the one wait for the device per step
-            now = time.perf_counter()
-            step = state.step + 1
-            if not train_state.finite(loss, norm):
-                metrics.write({"step": step, "event": "diverged", "loss": str(loss), "grad_norm": str(norm)})
-                last = f"{state.loss:.4f} at step {state.step}" if state.loss is not None else "none"
-                kept = (
-                    f"the last good checkpoint, {plan.ckpt_dir} (step {saved_step}), is kept"
-                    if saved_step is not None
-                    else "no checkpoint had been written yet"
-                )
-                raise TrainingDiverged(
-                    f"training diverged at step {step}: loss {loss}, grad norm {norm} (last finite loss "
-                    f"{last}); this step was not saved and {kept}"
-                )
-            tok_s = tokens_per_step / max(now - t_last, 1e-9)
-            state.step, state.loss, state.sampler = step, loss, sampler_state
-            state.tokens_seen += tokens_per_step
-            state.elapsed_seconds = elapsed_before + now - t_start
-            metrics.write(
-                {
-                    "step": step,
-                    "loss": loss,
-                    "lr": lr,
-                    "grad_norm": norm,
-                    "tokens": state.tokens_seen,
-                    "elapsed": round(state.elapsed_seconds, 4),
-                    "tok_s": round(tok_s, 1),
-                }
-            )
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}", refresh=False)
-            bar.update()
-            out_of_time = max_seconds is not None and now - t_start >= max_seconds
-            paused = out_of_time or step == stop_at
-            last_step = step == cfg.max_steps or paused
-            if step % cfg.eval_interval == 0 or last_step:
-                state.val_loss = evaluate(model, val_batches, cfg)
-                if state.best_val_loss is None or state.val_loss < state.best_val_loss:
-                    state.best_val_loss = state.val_loss
-                metrics.write(
-                    {"step": step, "val_loss": state.val_loss, "elapsed": round(state.elapsed_seconds, 4)}
-                )
-                log(f"step {step}: train loss {loss:.4f}, val loss {state.val_loss:.4f}")
-            if step % cfg.ckpt_interval == 0 or last_step:
-                state.rng = rng_state(dev)
-                save(plan, model, optimizer, state)
-                saved_step = step
-            if paused:
-                stopped = "max_seconds" if out_of_time else "stop_at"
-                log(f"stopping at step {step} after {now - t_start:.1f}s ({stopped}); --resume continues")
-                break
-            t_last = time.perf_counter()  # evaluation and saving do not count against tokens/sec
-    finally:
-        bar.close()
-        metrics.close()
-    seconds = time.perf_counter() - t_start
-    return {
-        "backend": WRITER,
-        "device": devices.describe(name),
-        "dtype": dtype,
-        "start_step": start,
-        "step": state.step,
-        "stopped": stopped,
-        "loss": state.loss,
-        "initial_val_loss": initial_val_loss,
-        "val_loss": state.val_loss,
-        "best_val_loss": state.best_val_loss,
-        "tokens_seen": state.tokens_seen,
-        "elapsed_seconds": state.elapsed_seconds,
-        "tokens_per_sec": (state.step - start) * tokens_per_step / max(seconds, 1e-9),
-        "ckpt": str(plan.ckpt_dir),
-        "metrics": str(plan.metrics_path),
-    }

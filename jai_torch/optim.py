@@ -1,21 +1,28 @@
-"""AdamW and the compiled training step in PyTorch. Twin: jai_mlx/optim.py.
+"""AdamW, the training step and evaluation in PyTorch. Twin: jai_mlx/optim.py.
 
 Both twins run the same update: Adam with bias correction, weight decay decoupled and applied only to
 2-D weights (matmuls and embeddings, not biases or LayerNorm), global-norm gradient clipping, and the
 mean of the micro-batch gradients when accumulating.
+
+bfloat16 means the same in both twins: float32 master weights and float32 Adam moments, with the forward
+and backward passes computed in bfloat16 (here by autocast, `computing_in`). The step runs eagerly
+unless `compile` asks for `torch.compile` of the model's forward pass (`jai train --compile`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
 from jai.train_config import TrainConfig
 from jai_torch.model import GPT, loss_fn
 
+Batch = tuple[torch.Tensor, torch.Tensor]
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+EvalFn = Callable[[list[Batch]], float]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -32,18 +39,33 @@ def set_learning_rate(optimizer: torch.optim.AdamW, lr: float) -> None:
         group["lr"] = lr
 
 
-def make_train_step(model: GPT, optimizer: torch.optim.AdamW, cfg: TrainConfig) -> StepFn:
-    """A function taking micro-batches x, y of shape [grad_accum, B, T]; returns (mean loss, grad norm)."""
-    device_type = model.wte.weight.device.type
-    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if cfg.dtype == "bfloat16" else nullcontext()
+def computing_in(model: GPT, dtype: torch.dtype) -> AbstractContextManager:
+    """Run the model in `dtype` over its float32 weights: autocast, for bfloat16."""
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(model.wte.weight.device.type, dtype=dtype)
+
+
+def make_train_step(
+    model: GPT,
+    optimizer: torch.optim.AdamW,
+    cfg: TrainConfig,
+    dtype: str | None = None,
+    compile: bool = False,
+) -> StepFn:
+    """A function taking micro-batches x, y of shape [grad_accum, B, T]; returns (mean loss, grad norm).
+
+    `dtype` ("float32" or "bfloat16") is the compute dtype, by default `cfg.dtype`."""
+    compute = DTYPES[dtype or cfg.dtype]
+    forward = torch.compile(model) if compile else model  # the same parameters, traced once per shape
     params = list(model.parameters())
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         accum = x.shape[0]
         total = torch.zeros((), device=x.device)
         for i in range(accum):
-            with autocast:
-                loss = loss_fn(model, x[i], y[i])
+            with computing_in(model, compute):
+                loss = loss_fn(forward, x[i], y[i])
             (loss / accum).backward()
             total += loss.detach()
         if cfg.grad_clip > 0:
@@ -55,3 +77,17 @@ def make_train_step(model: GPT, optimizer: torch.optim.AdamW, cfg: TrainConfig) 
         return total / accum, norm
 
     return step
+
+
+def make_evaluate(model: GPT, dtype: str = "float32") -> EvalFn:
+    """Mean loss over fixed batches [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
+
+    def evaluate(batches: list[Batch]) -> float:
+        model.eval()
+        with torch.no_grad(), computing_in(model, DTYPES[dtype]):
+            total = sum(loss_fn(model, x, y) for x, y in batches)
+            total = total.item()
+        model.train()
+        return total / len(batches)
+
+    return evaluate

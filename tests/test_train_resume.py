@@ -72,11 +72,12 @@ import torch
 torch.set_num_threads(1)
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig
-from jai_{twin}.train import train
+from jai.train_loop import train
 data, out, resume, pause = sys.argv[1], sys.argv[2], sys.argv[3] == "resume", float(sys.argv[4])
 cfg, train_cfg = (None, None) if resume else (GPTConfig(**{model}), TrainConfig(**{train}))
 # a sleep in the log (called at every evaluation, here every step) slows the run enough to kill it midway
-train(data, out, cfg, train_cfg, resume=resume, device="cpu", progress=False, log=lambda _: time.sleep(pause))
+log = lambda _: time.sleep(pause)
+train("{twin}", data, out, cfg, train_cfg, resume=resume, device="cpu", progress=False, log=log)
 """
 
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from jai import train_state, weights
+from jai import recovery, run_plan, train_state, weights
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import DeviceError, default_backend, resolve_dtype
+from jai.metrics_log import MetricsLog
 from jai.train_config import TrainConfig
 from jai.train_state import TrainState
 from jai.weights import CheckpointError
@@ -204,52 +205,52 @@ def test_mlx_lm_ignores_train_state(ckpt):
 
 def test_metrics_log_keeps_lines_up_to_the_resumed_step(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    log = train_state.MetricsLog(path)
+    log = MetricsLog(path)
     for step in range(1, 8):
         log.write({"step": step, "loss": 1.0})
     log.close()
     with open(path, "a") as f:
         f.write('{"step": 8, "lo')  # torn by a kill
-    log = train_state.MetricsLog(path, resume_step=5)
+    log = MetricsLog(path, resume_step=5)
     log.write({"event": "resume", "step": 5})
     log.close()
     steps = [json.loads(line)["step"] for line in path.read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 5]
-    train_state.MetricsLog(path).close()  # a new run starts the log afresh
+    MetricsLog(path).close()  # a new run starts the log afresh
     assert path.read_text() == ""
 
 
 def test_plan_run_checks(tmp_path):
     data = make_data(tmp_path / "data", n_train=500, n_val=100)
     with pytest.raises(DatasetError, match=r"no such data directory"):
-        train_state.plan_run(tmp_path / "nope", tmp_path / "out", None, None)
-    plan = train_state.plan_run(data, tmp_path / "out", CFG.replace(vocab_size=5), None)
+        run_plan.plan_run(tmp_path / "nope", tmp_path / "out", None, None)
+    plan = run_plan.plan_run(data, tmp_path / "out", CFG.replace(vocab_size=5), None)
     assert plan.model_config == CFG and plan.train_config == TrainConfig() and plan.resume is None
     with pytest.raises(CheckpointError, match=r"no checkpoint to resume from"):
-        train_state.plan_run(data, tmp_path / "out", None, None, resume=True)
+        run_plan.plan_run(data, tmp_path / "out", None, None, resume=True)
     with pytest.raises(ConfigError, match=r"cannot be combined with --init-from"):
-        train_state.plan_run(data, tmp_path / "out", None, None, resume=True, init_from=tmp_path)
+        run_plan.plan_run(data, tmp_path / "out", None, None, resume=True, init_from=tmp_path)
 
     state = write_ckpt(tmp_path / "out" / "ckpt")
-    plan = train_state.plan_run(data, tmp_path / "out", None, None, resume=True)
+    plan = run_plan.plan_run(data, tmp_path / "out", None, None, resume=True)
     assert plan.resume == state and plan.train_config == state.train_config and plan.notes == []
-    plan = train_state.plan_run(
+    plan = run_plan.plan_run(
         data, tmp_path / "out", CFG, state.train_config.replace(max_steps=20), resume=True
     )
     assert plan.notes == ["resuming with changed training settings: max_steps 10 vs 20 (checkpoint vs now)"]
     with pytest.raises(CheckpointError, match=r"the checkpoint's model disagrees .*n_layer 2 vs 3"):
-        train_state.plan_run(data, tmp_path / "out", CFG.replace(n_layer=3), None, resume=True)
+        run_plan.plan_run(data, tmp_path / "out", CFG.replace(n_layer=3), None, resume=True)
     with pytest.raises(CheckpointError, match=r"already holds a run"):
-        train_state.plan_run(data, tmp_path / "out", CFG, None)
+        run_plan.plan_run(data, tmp_path / "out", CFG, None)
 
     other = make_data(tmp_path / "data101", vocab=101, n_train=500, n_val=100)
     with pytest.raises(
         CheckpointError, match=r"config.json: vocab_size 97, but the data in .* has vocab_size 101"
     ):
-        train_state.plan_run(other, tmp_path / "out", None, None, resume=True)
+        run_plan.plan_run(other, tmp_path / "out", None, None, resume=True)
     with pytest.raises(CheckpointError, match=r"vocab_size 97, but the data"):
-        train_state.plan_run(other, tmp_path / "new", None, None, init_from=tmp_path / "out" / "ckpt")
-    plan = train_state.plan_run(
+        run_plan.plan_run(other, tmp_path / "new", None, None, init_from=tmp_path / "out" / "ckpt")
+    plan = run_plan.plan_run(
         data, tmp_path / "new", CFG.replace(dropout=0.2), None, init_from=tmp_path / "out" / "ckpt"
     )
     assert plan.model_config == CFG.replace(dropout=0.2) and plan.resume is None  # dropout may change
@@ -260,11 +261,11 @@ def test_recover_checkpoint(tmp_path):
     write_ckpt(ckpt)
     os.replace(ckpt, tmp_path / ".ckpt.old-1")
     (tmp_path / ".ckpt.tmp-2").mkdir()
-    note = train_state.recover_checkpoint(ckpt)
+    note = recovery.recover_checkpoint(ckpt)
     assert note is not None and ".ckpt.old-1" in note
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
     assert train_state.read_state_json(ckpt).step == 3
-    assert train_state.recover_checkpoint(ckpt) is None
+    assert recovery.recover_checkpoint(ckpt) is None
 
 
 def test_devices():

@@ -1,0 +1,279 @@
+"""The training loop, written once for both twins.
+
+A run lives in one out dir:
+
+    <out>/ckpt/            the latest checkpoint, replaced atomically: a model any GPT-2 reader opens,
+                           plus train_state/ for --resume (jai/train_state.py)
+    <out>/metrics.jsonl    one line per step and per evaluation, flushed as written
+
+The loop draws batches from the shared sampler (jai/dataset.py, so both twins see the same batches in the
+same order), sets the learning rate for its place in the schedule, and asks the twin's `Trainer` (the
+small interface below, implemented by jai_mlx/train.py and jai_torch/train.py) for one optimizer step.
+It reads the device once per step (loss and gradient norm, for the log and the divergence check) and
+draws the next batch before it does, so the host works while the device does.
+
+Resuming restores the weights, Adam's moments and step count, the step (the schedule), the sampler and
+the dropout RNG: a run interrupted at any point (`kill -9` included) and resumed from its last checkpoint
+ends with the same weights as one never interrupted, on the same backend and device. The state is shared
+by the twins, so a run may continue in the other one (dropout's RNG cannot cross).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from jai import run_plan, train_state
+from jai.config import GPTConfig
+from jai.dataset import BatchSampler
+from jai.devices import BACKENDS, DeviceError
+from jai.errors import RunFailed
+from jai.metrics_log import MetricsLog
+from jai.run_plan import RunPlan
+from jai.train_config import TrainConfig, learning_rate
+from jai.train_state import TrainState
+from jai.weights import CheckpointError
+
+
+class TrainingDiverged(RunFailed):
+    """The loss (or the gradient norm) stopped being finite; the last good checkpoint is kept."""
+
+
+class Trainer(Protocol):
+    """What a twin does for the loop: everything here differs between frameworks, nothing else does.
+
+    The loop calls `start` once, then `batch` + `step` + `result` per step, `evaluate` now and then, and
+    `save` for each checkpoint.
+    """
+
+    writer: str  # "jai_mlx" or "jai_torch": who wrote a checkpoint
+    device: str  # the resolved device name ("cpu", "gpu", "cuda", "mps")
+    dtype: str  # "float32", or "bfloat16" for bf16 compute over float32 master weights
+
+    def describe(self) -> str: ...
+
+    def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:
+        """Build model and optimizer from the plan (fresh, resumed or initialised from a checkpoint) and
+        seed or restore the RNG; False when a resumed RNG could not be restored (another twin wrote it)."""
+        ...
+
+    def batch(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """Host arrays -> the device: [grad_accum, B, T] for `step`, [B, T] for `evaluate`."""
+        ...
+
+    def step(self, batch: Any, lr: float) -> Any:
+        """Queue one optimizer step at learning rate `lr`; returns a handle for `result`."""
+        ...
+
+    def result(self, handle: Any) -> tuple[float, float]:
+        """Wait for a step: its mean loss and the gradient norm before clipping."""
+        ...
+
+    def evaluate(self, batches: list[Any]) -> float:
+        """Mean loss over fixed batches, in eval mode, without gradients."""
+        ...
+
+    def save(self, ckpt_dir: Path, state: TrainState, tokenizer: Path | None) -> None:
+        """Model, moments and `state` (with this twin's RNG filled in) into `ckpt_dir`, atomically."""
+        ...
+
+
+def make_trainer(backend: str, device: str = "auto", dtype: str = "auto", compile: bool = False) -> Trainer:
+    """The chosen twin's Trainer; the twin is imported only here, so the other framework never loads."""
+    if backend not in BACKENDS:
+        raise DeviceError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    twin = importlib.import_module(f"jai_{backend}.train")
+    return twin.Trainer(device=device, dtype=dtype, compile=compile)
+
+
+@dataclass
+class Progress:
+    """What a callback sees after each step (and what the summary is made of)."""
+
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float
+    tokens_per_sec: float
+    val_loss: float | None = None
+
+
+def finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def train(
+    backend: str | Trainer,
+    data_dir: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    model_cfg: GPTConfig | None = None,
+    train_cfg: TrainConfig | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    init_from: str | os.PathLike | None = None,
+    max_seconds: float | None = None,
+    stop_at: int | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: bool = True,
+    compile: bool = False,
+    callback: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
+    """Train on `data_dir` (from `jai prepare`) into `out_dir` with a twin; return a summary of the run.
+
+    `backend` is "mlx", "torch" or a ready Trainer. `model_cfg` gives the shape of a new model (its
+    vocabulary comes from the data); `train_cfg` the hyperparameters (None: the defaults, or the
+    checkpoint's own when resuming). `resume` continues <out>/ckpt exactly (`data_dir` None: the data
+    the run was trained on); `init_from` starts a new run from another checkpoint's weights.
+    `max_seconds` bounds this invocation's training time: the run stops after the step that crosses it,
+    evaluates and saves a checkpoint to resume from. `stop_at` stops the same way after that step (the
+    schedule still runs to max_steps), as if the run had been interrupted there. `callback` sees every
+    step's `Progress`. Raises TrainingDiverged when the loss stops being finite, keeping the last good
+    checkpoint.
+    """
+    log = log or tqdm.write
+    plan = run_plan.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from)
+    cfg, resumed = plan.train_config, plan.resume
+    trainer = make_trainer(backend, device, cfg.dtype, compile) if isinstance(backend, str) else backend
+    for note in plan.notes:
+        log(note)
+    restored = trainer.start(plan, resumed)
+    if resumed is not None and not restored and plan.model_config.dropout > 0:
+        log(f"dropout RNG reseeded: {resumed.writer} wrote the checkpoint; its RNG does not carry over")
+
+    block = plan.model_config.block_size
+    sampler = BatchSampler(plan.train_tokens, cfg.batch_size, block, cfg.seed)
+    if resumed is not None:
+        try:
+            sampler.load_state_dict(resumed.sampler)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(
+                f"{plan.ckpt_dir / train_state.STATE_DIR}: cannot resume the sampler: {e}"
+            ) from None
+    val_sampler = BatchSampler(plan.val_tokens, cfg.batch_size, block, cfg.seed)
+    val_batches = [trainer.batch(x, y) for x, y in val_sampler.eval_batches(cfg.eval_batches)]
+
+    def next_batch() -> Any:
+        """grad_accum batches from the shared sampler, stacked [grad_accum, B, T] on the device."""
+        xs, ys = zip(*(sampler.next_batch() for _ in range(cfg.grad_accum)), strict=True)
+        return trainer.batch(np.stack(xs), np.stack(ys))
+
+    state = resumed or TrainState(0, 0, cfg, plan.model_config, {}, tokenizer_sha256=plan.tokenizer_sha256)
+    state.train_config, state.writer = cfg, trainer.writer
+    state.device, state.dtype, state.data_dir = trainer.device, trainer.dtype, str(plan.data_dir)
+    start, elapsed_before, saved_step = state.step, state.elapsed_seconds, resumed and resumed.step
+    tokens_per_step = cfg.grad_accum * cfg.batch_size * block
+    metrics = MetricsLog(plan.metrics_path, start if resumed else None)
+    metrics.write(
+        {
+            "event": "resume" if resumed else "start",
+            "step": start,
+            "backend": trainer.writer,
+            "device": trainer.device,
+            "dtype": trainer.dtype,
+        }
+    )
+    log(
+        f"{trainer.describe()}, {trainer.dtype}: {plan.model_config.num_params():,} parameters, "
+        f"{tokens_per_step:,} tokens/step, {'resuming at' if resumed else 'starting from'} step {start}"
+    )
+    initial_val_loss = None
+    if resumed is None and cfg.max_steps > 0:  # nanoGPT's step-0 evaluation: the untrained baseline
+        initial_val_loss = trainer.evaluate(val_batches)
+        metrics.write({"step": 0, "val_loss": initial_val_loss, "elapsed": 0.0})
+        log(f"step 0: val loss {initial_val_loss:.4f} (untrained)")
+    bar = tqdm(total=cfg.max_steps, initial=start, unit="step", desc=trainer.writer, disable=not progress)
+    stopped = "max_steps"
+    t_start = t_last = time.perf_counter()
+    try:
+        if state.step < cfg.max_steps:
+            batch, after = next_batch(), sampler.state_dict()
+        while state.step < cfg.max_steps:
+            lr = learning_rate(state.step, cfg)
+            handle = trainer.step(batch, lr)
+            sampler_state = after  # the sampler as this step leaves it, for a checkpoint after it
+            if state.step + 1 < cfg.max_steps:  # the host draws the next batch while the device works
+                batch, after = next_batch(), sampler.state_dict()
+            loss, norm = trainer.result(handle)  # the one wait for the device per step
+            now = time.perf_counter()
+            step = state.step + 1
+            if not finite(loss, norm):
+                metrics.write({"step": step, "event": "diverged", "loss": str(loss), "grad_norm": str(norm)})
+                last = f"{state.loss:.4f} at step {state.step}" if state.loss is not None else "none"
+                kept = (
+                    f"the last good checkpoint, {plan.ckpt_dir} (step {saved_step}), is kept"
+                    if saved_step is not None
+                    else "no checkpoint had been written yet"
+                )
+                raise TrainingDiverged(
+                    f"training diverged at step {step}: loss {loss}, grad norm {norm} (last finite loss "
+                    f"{last}); this step was not saved and {kept}"
+                )
+            tok_s = tokens_per_step / max(now - t_last, 1e-9)
+            state.step, state.loss, state.sampler = step, loss, sampler_state
+            state.tokens_seen += tokens_per_step
+            state.elapsed_seconds = elapsed_before + now - t_start
+            metrics.write(
+                {
+                    "step": step,
+                    "loss": loss,
+                    "lr": lr,
+                    "grad_norm": norm,
+                    "tokens": state.tokens_seen,
+                    "elapsed": round(state.elapsed_seconds, 4),
+                    "tok_s": round(tok_s, 1),
+                }
+            )
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}", refresh=False)
+            bar.update()
+            out_of_time = max_seconds is not None and now - t_start >= max_seconds
+            paused = out_of_time or step == stop_at
+            last_step = step == cfg.max_steps or paused
+            report = Progress(step, loss, lr, norm, tok_s)
+            if step % cfg.eval_interval == 0 or last_step:
+                state.val_loss = report.val_loss = trainer.evaluate(val_batches)
+                if state.best_val_loss is None or state.val_loss < state.best_val_loss:
+                    state.best_val_loss = state.val_loss
+                metrics.write(
+                    {"step": step, "val_loss": state.val_loss, "elapsed": round(state.elapsed_seconds, 4)}
+                )
+                log(f"step {step}: train loss {loss:.4f}, val loss {state.val_loss:.4f}")
+            if step % cfg.ckpt_interval == 0 or last_step:
+                trainer.save(plan.ckpt_dir, state, plan.tokenizer)
+                saved_step = step
+            if callback is not None:
+                callback(report)
+            if paused:
+                stopped = "max_seconds" if out_of_time else "stop_at"
+                log(f"stopping at step {step} after {now - t_start:.1f}s ({stopped}); --resume continues")
+                break
+            t_last = time.perf_counter()  # evaluation and saving do not count against tokens/sec
+    finally:
+        bar.close()
+        metrics.close()
+    seconds = time.perf_counter() - t_start
+    return {
+        "backend": trainer.writer,
+        "device": trainer.describe(),
+        "dtype": trainer.dtype,
+        "start_step": start,
+        "step": state.step,
+        "stopped": stopped,
+        "loss": state.loss,
+        "initial_val_loss": initial_val_loss,
+        "val_loss": state.val_loss,
+        "best_val_loss": state.best_val_loss,
+        "tokens_seen": state.tokens_seen,
+        "elapsed_seconds": state.elapsed_seconds,
+        "tokens_per_sec": (state.step - start) * tokens_per_step / max(seconds, 1e-9),
+        "ckpt": str(plan.ckpt_dir),
+        "metrics": str(plan.metrics_path),
+    }
