@@ -16,9 +16,7 @@ from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend
 from jai.train_config import TrainConfig
-from jai.recovery import recover_checkpoint
-from jai.train_loop import TrainingDiverged, train
-from jai.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
+from jai.train_state import CKPT_DIR, read_state_json, recover_checkpoint
 from jai.weights import CheckpointError, read_config
 
 EPILOG = """\
@@ -26,8 +24,7 @@ examples:
   jai train                                        # out/data -> out/run, 6 layers x 384, context 256
   jai train --backend torch --device cuda --max-steps 5000 --batch-size 32
   jai train --max-seconds 600                      # stop (with a checkpoint) after ten minutes
-  jai train --resume                               # continue out/run exactly where it stopped, on its data
-  jai train --backend torch --compile              # torch.compile the PyTorch step (see docs/benchmarks.md)
+  jai train --resume                               # continue out/run exactly where it stopped
   jai train --init-from out/run/ckpt --out out/ft --lr 1e-4 --max-steps 500
 
 A run writes <out>/ckpt (the latest checkpoint: config.json, model.safetensors, tokenizer.json, which
@@ -86,9 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which twin trains (default here: %(default)s; MLX on Apple silicon, PyTorch elsewhere)",
     )
     run.add_argument(
-        "--data",
-        metavar="DIR",
-        help=f"data dir from `jai prepare` (default: {DEFAULT_DATA}; with --resume, the run's own data)",
+        "--data", default="out/data", metavar="DIR", help="data dir from `jai prepare` (default: %(default)s)"
     )
     run.add_argument(
         "--out",
@@ -119,11 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         metavar="CKPT",
         help="start a new run from this checkpoint's weights (fresh optimizer, step 0)",
-    )
-    run.add_argument(
-        "--compile",
-        action="store_true",
-        help="PyTorch twin: torch.compile the model's forward pass (the MLX step is always compiled)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar (the log lines remain)")
 
@@ -182,11 +172,9 @@ def _configs(args: argparse.Namespace, dtype: str) -> tuple[GPTConfig | None, Tr
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        devices = importlib.import_module(f"jai_{args.backend}.device")
-    except ImportError as e:
-        print(f"jai train: error: {e}", file=sys.stderr)
-        return 2
+    # Errors (JaiError, a missing extra) go up to the `jai` dispatcher, which reports them for every command.
+    twin = importlib.import_module(f"jai_{args.backend}.train")
+    devices = importlib.import_module(f"jai_{args.backend}.device")
     try:
         device = devices.resolve_device(args.device)
         try:
@@ -195,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, EXPECTED_ERRORS):
                 raise
             raise ConfigError(f"bad setting: {e}") from None  # TrainConfig refusing its values
-        summary = train(
-            args.backend,
+        summary = twin.train(
             args.data,
             args.out,
             model_cfg,
@@ -206,14 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             init_from=args.init_from,
             max_seconds=args.max_seconds,
             progress=not args.no_progress,
-            compile=args.compile,
         )
-    except EXPECTED_ERRORS as e:
-        print(f"jai train: error: {e}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as e:
-        print(f"jai train: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(
             f"\njai train: interrupted; `--resume --out {args.out}` continues from the last checkpoint",

@@ -11,24 +11,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from jai import train_cli, train_loop, train_state
+from jai import cli, train_cli, train_state
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig
-from jai.train_loop import TrainingDiverged
+from jai.train_state import TrainingDiverged
 from jai_mlx import checkpoint as mlx_ckpt
+from jai_mlx import train as mlx_train
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model
+from jai_torch import train as torch_train
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=64)
-TWINS = {"mlx": partial(train_loop.train, "mlx"), "torch": partial(train_loop.train, "torch")}
+TWINS = {"mlx": mlx_train.train, "torch": torch_train.train}
 QUIET = {"device": "cpu", "progress": False, "log": lambda _: None}
 
 # float32 reassociation noise, measured: over 50 steps from the same checkpoint on the same batches,
@@ -217,14 +218,14 @@ def test_cli_help():
 
 
 def test_cli_bad_data_dir_exits_2_with_one_line(tmp_path, capsys):
-    code = train_cli.main(["--backend", "torch", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    code = cli.main(["train", "--backend", "torch", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "no such data directory" in err and "Traceback" not in err
 
 
 def test_cli_bad_setting_exits_2(tmp_path, data, capsys):
-    code = train_cli.main(["--backend", "mlx", "--data", str(data), "--out", str(tmp_path), "--lr", "-1"])
+    code = cli.main(["train", "--backend", "mlx", "--data", str(data), "--out", str(tmp_path), "--lr", "-1"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "lr" in err
 
@@ -242,5 +243,5 @@ def test_cli_trains_then_resumes_with_the_other_twin(tmp_path, data, capsys):
     assert state.step == 6 and state.writer == "jai_torch" and state.model_config.n_embd == 32
     assert "step 6 (max_steps)" in capsys.readouterr().out
     # a new run into the same out dir is refused rather than overwriting it
-    assert train_cli.main(["--backend", "torch", *common]) == 2
+    assert cli.main(["train", "--backend", "torch", *common]) == 2  # reported by the `jai` dispatcher
     assert "pass --resume" in capsys.readouterr().err
