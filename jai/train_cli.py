@@ -16,7 +16,9 @@ from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend
 from jai.train_config import TrainConfig
-from jai.train_state import CKPT_DIR, read_state_json, recover_checkpoint
+from jai.recovery import recover_checkpoint
+from jai.train_loop import train
+from jai.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
 from jai.weights import CheckpointError, read_config
 
 EPILOG = """\
@@ -24,7 +26,8 @@ examples:
   jai train                                        # out/data -> out/run, 6 layers x 384, context 256
   jai train --backend torch --device cuda --max-steps 5000 --batch-size 32
   jai train --max-seconds 600                      # stop (with a checkpoint) after ten minutes
-  jai train --resume                               # continue out/run exactly where it stopped
+  jai train --resume                               # continue out/run exactly where it stopped, on its data
+  jai train --backend torch --compile              # torch.compile the PyTorch step (see docs/benchmarks.md)
   jai train --init-from out/run/ckpt --out out/ft --lr 1e-4 --max-steps 500
 
 A run writes <out>/ckpt (the latest checkpoint: config.json, model.safetensors, tokenizer.json, which
@@ -83,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="which twin trains (default here: %(default)s; MLX on Apple silicon, PyTorch elsewhere)",
     )
     run.add_argument(
-        "--data", default="out/data", metavar="DIR", help="data dir from `jai prepare` (default: %(default)s)"
+        "--data",
+        metavar="DIR",
+        help=f"data dir from `jai prepare` (default: {DEFAULT_DATA}; with --resume, the run's own data)",
     )
     run.add_argument(
         "--out",
@@ -114,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         metavar="CKPT",
         help="start a new run from this checkpoint's weights (fresh optimizer, step 0)",
+    )
+    run.add_argument(
+        "--compile",
+        action="store_true",
+        help="PyTorch twin: torch.compile the model's forward pass (the MLX step is always compiled)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar (the log lines remain)")
 
@@ -173,7 +183,6 @@ def _configs(args: argparse.Namespace, dtype: str) -> tuple[GPTConfig | None, Tr
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Errors (JaiError, a missing extra) go up to the `jai` dispatcher, which reports them for every command.
-    twin = importlib.import_module(f"jai_{args.backend}.train")
     devices = importlib.import_module(f"jai_{args.backend}.device")
     try:
         device = devices.resolve_device(args.device)
@@ -183,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, EXPECTED_ERRORS):
                 raise
             raise ConfigError(f"bad setting: {e}") from None  # TrainConfig refusing its values
-        summary = twin.train(
+        summary = train(
+            args.backend,
             args.data,
             args.out,
             model_cfg,
@@ -193,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             init_from=args.init_from,
             max_seconds=args.max_seconds,
             progress=not args.no_progress,
+            compile=args.compile,
         )
     except KeyboardInterrupt:
         print(

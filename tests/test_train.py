@@ -11,25 +11,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from jai import cli, train_cli, train_state
+from jai import cli, train_cli, train_loop, train_state
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig
-from jai.train_state import TrainingDiverged
+from jai.train_loop import TrainingDiverged
 from jai_mlx import checkpoint as mlx_ckpt
-from jai_mlx import train as mlx_train
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model
-from jai_torch import train as torch_train
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=64)
-TWINS = {"mlx": mlx_train.train, "torch": torch_train.train}
+TWINS = {"mlx": partial(train_loop.train, "mlx"), "torch": partial(train_loop.train, "torch")}
 QUIET = {"device": "cpu", "progress": False, "log": lambda _: None}
 
 # float32 reassociation noise, measured: over 50 steps from the same checkpoint on the same batches,
