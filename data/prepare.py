@@ -209,5 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m jai.data.prepare` reports errors as `jai prepare` does
+    from jai.cli import main as jai
+
+    sys.exit(jai(["prepare", *sys.argv[1:]]))
