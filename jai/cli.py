@@ -22,6 +22,7 @@ COMMANDS = {
     "sample": ("jai.sample_cli", "generate text from a checkpoint (KV-cached, streaming)"),
     "serve": ("jai.serve_cli", "serve a checkpoint over HTTP (FastAPI, bounded concurrency)"),
     "convert": ("jai.convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
+    "quantize": ("jai.quant_cli", "quantize a checkpoint to 8 or 4 bits, in mlx-lm's format"),
     "bench": ("jai.benchmarks.cli", "compare the twins (and transformers, mlx-lm): speed, memory, loss"),
 }
 

@@ -151,7 +151,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise CheckpointError(f"{path}: no such checkpoint directory (train one with `jai train`)")
     if not (path / CONFIG_FILE).exists() and (path / CKPT_DIR / CONFIG_FILE).exists():
         return path / CKPT_DIR
-    inspect_checkpoint(path)  # the precise complaint (not a dir, no config.json, bad tensors...) up front
+    inspect_checkpoint(path, quantized=True)  # the precise complaint (not a dir, bad tensors...) up front
     return path
 
 

@@ -188,11 +188,26 @@ def read_config(ckpt_dir: str | os.PathLike) -> GPTConfig:
         raise CheckpointError(str(e)) from None
 
 
-def inspect_checkpoint(ckpt_dir: str | os.PathLike) -> tuple[GPTConfig, str]:
-    """Validate a checkpoint directory end to end; return its config and dtype."""
+def inspect_checkpoint(ckpt_dir: str | os.PathLike, quantized: bool = False) -> tuple[GPTConfig, str]:
+    """Validate a checkpoint directory end to end; return its config and (float) dtype.
+
+    A quantized checkpoint (`jai quantize`, jai/quant.py) passes only when the caller can run one
+    (`quantized`): training and converting need the float weights.
+    """
     ckpt_dir = Path(ckpt_dir)
     if not ckpt_dir.is_dir():
         raise CheckpointError(f"{ckpt_dir}: not a directory")
+    from jai import quant  # jai.quant builds on this module
+
+    spec = quant.read_spec(ckpt_dir)
+    if spec is not None:
+        if not quantized:
+            raise quant.QuantError(
+                f"{ckpt_dir}: a quantized checkpoint ({spec.describe()}); this needs the float checkpoint "
+                "it was made from"
+            )
+        cfg, _, dtype = quant.inspect_quantized(ckpt_dir)
+        return cfg, dtype
     cfg = read_config(ckpt_dir)
     path = ckpt_dir / WEIGHTS_FILE
     return cfg, check_tensors(read_header(path), cfg, path)

@@ -10,7 +10,9 @@ from mlx.utils import tree_flatten
 
 from jai import weights
 from jai.config import GPTConfig
+from jai.quant import read_spec
 from jai_mlx.model import GPT
+from jai_mlx.quant import load_model as load_quantized
 
 WRITER = "jai_mlx"
 DTYPES = {"F32": mx.float32, "BF16": mx.bfloat16, "F16": mx.float16}
@@ -63,6 +65,8 @@ def load_model(ckpt_dir: str | os.PathLike, dtype: mx.Dtype | None = None) -> GP
     It comes back in eval mode, ready for inference: a config with dropout (HF's GPT-2 has 0.1) would
     otherwise make every forward random. Training calls `model.train()` itself.
     """
+    if read_spec(ckpt_dir) is not None:  # written by `jai quantize`
+        return load_quantized(ckpt_dir, dtype)
     cfg, tensors = load_tensors(ckpt_dir)
     model = GPT(cfg)
     model.load_weights(list(from_contract(tensors).items()), strict=True)

@@ -38,7 +38,7 @@ class KVCache:
 
 
 def make_cache(model: GPT, batch: int) -> list[KVCache]:
-    dtype = model.wte.weight.dtype
+    dtype = model.ln_f.weight.dtype  # not wte's: a quantized wte holds uint32 codes (jai_mlx/quant.py)
     return [KVCache(batch, model.config, dtype) for _ in model.h]
 
 

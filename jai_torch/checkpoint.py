@@ -10,7 +10,9 @@ from safetensors.torch import load_file, save_file
 
 from jai import weights
 from jai.config import GPTConfig
+from jai.quant import read_spec
 from jai_torch.model import GPT
+from jai_torch.quant import load_model as load_quantized
 
 WRITER = "jai_torch"
 DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
@@ -57,6 +59,8 @@ def load_model(
     It comes back in eval mode, ready for inference: a config with dropout (HF's GPT-2 has 0.1) would
     otherwise make every forward random. Training calls `model.train()` itself.
     """
+    if read_spec(ckpt_dir) is not None:  # written by `jai quantize`
+        return load_quantized(ckpt_dir, device, dtype)
     cfg, tensors = load_tensors(ckpt_dir)
     model = GPT(cfg)
     model.load_state_dict(from_contract(tensors), strict=True)

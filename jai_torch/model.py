@@ -37,7 +37,7 @@ class KVCache:
 
 
 def make_cache(model: GPT, batch: int) -> list[KVCache]:
-    p = model.wte.weight
+    p = model.ln_f.weight  # not wte's: a quantized wte holds uint8 codes (jai_torch/quant.py)
     return [KVCache(batch, model.config, p.dtype, p.device) for _ in model.h]
 
 
