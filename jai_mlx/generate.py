@@ -1,33 +1,21 @@
-"""Autoregressive sampling in MLX, KV-cached and streaming. Twin: jai_torch/generate.py.
+"""What the shared decoding loop (jai/decode.py) asks of the MLX twin. Twin: jai_torch/generate.py.
 
-`generate` is a generator: each step yields the next token of every prompt in the batch, so a caller
-can print text as it comes; `generate_tokens` collects them. The sampling parameters and the prompt
-bookkeeping are shared with the twin (jai/sampling.py); greedy decoding gives the same tokens in both.
-
-- Prompts are checked (non-empty, inside the vocabulary) and cropped from the left to leave room for
-  generation (`jai.sampling.crop_left`).
-- A batch may mix prompt lengths. The model gives every row the same positions, so prompts of one length
-  share a forward pass and each length is its own `Decoder`: a prompt gets the same tokens alone or in a
-  batch, and nothing is padded.
-- With the cache, each new token costs one forward pass of one position. The positions are learned and
-  absolute, so cached keys cannot slide: once the cache is full (offset == block_size) every further step
-  recomputes the window, the last block_size - 1 tokens and the new one, into a reset cache, exactly what
-  generation without the cache computes. Cached and uncached generation therefore pick the same greedy
-  tokens however long they run (their logits agree to float rounding, not bit for bit).
-- A sequence ends at the first stop id it samples (the stop id is not emitted) or after max_new_tokens.
-- Each step's forward pass is queued before the previous step's tokens are read, so the device computes
-  while the host streams; the price is one wasted step when every sequence has stopped early.
-- `generate` puts the model in eval mode (no dropout) and evaluates each step with `mx.async_eval`.
+The loop — which rows run, prefill and decode, the sliding context, stopping — is written once in
+jai/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_mlx.generate` reads as it
+always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
+the samplers (temperature, top-k, top-p) and the random stream. MLX is lazy: a step's work runs when
+its tokens are read (`to_host`), and the model is put in eval mode (no dropout).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
 
 import mlx.core as mx
 
-from jai.sampling import SamplingConfig, check_prompts, crop_left, group_by_length, resolve_seed
-from jai_mlx.model import GPT, make_cache
+from jai.decode import generate, generate_tokens  # noqa: F401  (the loop, shared by both twins)
+from jai.sampling import SamplingConfig
+from jai_mlx.model import GPT, KVCache, make_cache
 
 
 def top_k_filter(logits: mx.array, k: int) -> mx.array:
@@ -75,98 +63,42 @@ class Rng:
         return key
 
 
-def sample(logits: mx.array, cfg: SamplingConfig, rng: Rng) -> mx.array:
+def sample(logits: mx.array, cfg: SamplingConfig, rng: Rng | None) -> mx.array:
     """One token id per row of logits [B, vocab]: the argmax when greedy, else a draw after filtering."""
     if cfg.greedy:
         return mx.argmax(logits.astype(mx.float32), axis=-1).astype(mx.int32)
     return mx.random.categorical(filter_logits(logits, cfg), key=rng.next()).astype(mx.int32)
 
 
-class Decoder:
-    """A batch of prompts of one length: the window of its last block_size tokens, and its KV cache."""
+class Backend:
+    """The MLX model as jai/decode.py's `Backend`: logits, cache, sampling, host transfer."""
 
-    def __init__(self, model: GPT, prompts: Sequence[Sequence[int]], cache: bool = True) -> None:
-        self.model = model
+    def __init__(self, model: GPT) -> None:
+        self.model = model.eval()
         self.block_size = model.config.block_size
-        self.window = mx.array(prompts, dtype=mx.int32)  # [B, T]
-        self.cache = make_cache(model, len(prompts)) if cache else None
+        self.vocab_size = model.config.vocab_size
 
-    def step(self, new: mx.array | None = None) -> mx.array:
-        """Next-token logits [B, vocab] after the prompts (new=None) or after new tokens [B]."""
-        if new is not None:
-            self.window = mx.concatenate([self.window, new[:, None]], axis=1)[:, -self.block_size :]
-        if self.cache is None:  # no cache: the whole window, every step
-            return self.model(self.window, last_only=True)[:, -1]
-        if new is None or self.cache[0].offset == self.block_size:
-            # The prompts, or a full cache: recompute the window into the cache from position 0.
-            for layer in self.cache:
-                layer.reset()
-            return self.model(self.window, self.cache, last_only=True)[:, -1]
-        return self.model(new[:, None], self.cache)[:, -1]  # one new position after the cached
+    def context(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
 
+    def cache(self, rows: int, capacity: int | None = None) -> list[KVCache]:
+        return make_cache(self.model, rows, capacity)
 
-def _send_to_host(tokens: mx.array) -> mx.array:
-    """Start moving sampled tokens to the host; `_receive` then waits for them alone, not for later work."""
-    mx.async_eval(tokens)
-    return tokens
+    def logits(self, windows: list[list[int]], cache: list[KVCache] | None = None) -> mx.array:
+        idx = mx.array(windows, dtype=mx.int32)
+        return self.model(idx, cache, last_only=True)[:, -1]
 
+    def concat(self, parts: list[mx.array]) -> mx.array:
+        return mx.concatenate(parts)
 
-def _receive(sent: mx.array) -> list[int]:
-    return sent.tolist()
+    def take(self, x: mx.array, rows: list[int]) -> mx.array:
+        return x[mx.array(rows)]
 
+    def rng(self, seed: int) -> Rng:
+        return Rng(seed)
 
-def generate(
-    model: GPT, prompts: Sequence[Sequence[int]], cfg: SamplingConfig, cache: bool = True
-) -> Iterator[list[int | None]]:
-    """Yield, step by step, the next token of every prompt; None for a prompt whose sequence has ended.
+    def sample(self, logits: mx.array, cfg: SamplingConfig, rng: Rng | None) -> mx.array:
+        return sample(logits, cfg, rng)
 
-    A sequence ends at its first stop id (which is yielded as None, not as itself) or after
-    cfg.max_new_tokens steps; the generator returns once every sequence has ended.
-    """
-    model.eval()
-    prompts = check_prompts(prompts, model.config.vocab_size)
-    prompts = [crop_left(ids, model.config.block_size, cfg.max_new_tokens) for ids in prompts]
-    rng = Rng(resolve_seed(cfg.seed))
-    groups = group_by_length(prompts)
-    decoders = [Decoder(model, [prompts[i] for i in rows], cache) for rows in groups]
-    stop_ids = set(cfg.stop_ids)
-    ended = [False] * len(prompts)
-    live = [True] * len(groups)
-
-    tokens = [sample(d.step(), cfg, rng) for d in decoders]
-    sent = [_send_to_host(t) for t in tokens]
-    for step in range(cfg.max_new_tokens):
-        # Queue the next step before reading this one: the device works while the host waits and yields.
-        more = step + 1 < cfg.max_new_tokens
-        tokens = [
-            sample(d.step(t), cfg, rng) if more and g else None
-            for d, t, g in zip(decoders, tokens, live, strict=True)
-        ]
-        out: list[int | None] = [None] * len(prompts)
-        for i, rows in enumerate(groups):
-            if sent[i] is None:
-                continue
-            for row, token in zip(rows, _receive(sent[i]), strict=True):
-                if ended[row]:
-                    continue
-                if token in stop_ids:
-                    ended[row] = True
-                else:
-                    out[row] = token
-            live[i] = not all(ended[row] for row in rows)
-        yield out
-        if all(ended):
-            return
-        sent = [_send_to_host(t) if t is not None else None for t in tokens]
-
-
-def generate_tokens(
-    model: GPT, prompts: Sequence[Sequence[int]], cfg: SamplingConfig, cache: bool = True
-) -> list[list[int]]:
-    """The new tokens of every prompt, each list ending before its stop id (see `generate`)."""
-    out: list[list[int]] = [[] for _ in prompts]
-    for step in generate(model, prompts, cfg, cache):
-        for tokens, token in zip(out, step, strict=True):
-            if token is not None:
-                tokens.append(token)
-    return out
+    def to_host(self, tokens: mx.array) -> list[int]:
+        return tokens.tolist()

@@ -1,33 +1,21 @@
-"""Autoregressive sampling in PyTorch, KV-cached and streaming. Twin: jai_mlx/generate.py.
+"""What the shared decoding loop (jai/decode.py) asks of the PyTorch twin. Twin: jai_mlx/generate.py.
 
-`generate` is a generator: each step yields the next token of every prompt in the batch, so a caller
-can print text as it comes; `generate_tokens` collects them. The sampling parameters and the prompt
-bookkeeping are shared with the twin (jai/sampling.py); greedy decoding gives the same tokens in both.
-
-- Prompts are checked (non-empty, inside the vocabulary) and cropped from the left to leave room for
-  generation (`jai.sampling.crop_left`).
-- A batch may mix prompt lengths. The model gives every row the same positions, so prompts of one length
-  share a forward pass and each length is its own `Decoder`: a prompt gets the same tokens alone or in a
-  batch, and nothing is padded.
-- With the cache, each new token costs one forward pass of one position. The positions are learned and
-  absolute, so cached keys cannot slide: once the cache is full (offset == block_size) every further step
-  recomputes the window, the last block_size - 1 tokens and the new one, into a reset cache, exactly what
-  generation without the cache computes. Cached and uncached generation therefore pick the same greedy
-  tokens however long they run (their logits agree to float rounding, not bit for bit).
-- A sequence ends at the first stop id it samples (the stop id is not emitted) or after max_new_tokens.
-- Each step's forward pass is queued before the previous step's tokens are read, so the device computes
-  while the host streams; the price is one wasted step when every sequence has stopped early.
-- `generate` puts the model in eval mode (no dropout) and runs under `torch.inference_mode()`.
+The loop — which rows run, prefill and decode, the sliding context, stopping — is written once in
+jai/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_torch.generate` reads as it
+always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
+the samplers (temperature, top-k, top-p) and the random stream. Every step runs under
+`torch.inference_mode()`, and the model is put in eval mode (no dropout).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
 
 import torch
 
-from jai.sampling import SamplingConfig, check_prompts, crop_left, group_by_length, resolve_seed
-from jai_torch.model import GPT, make_cache
+from jai.decode import generate, generate_tokens  # noqa: F401  (the loop, shared by both twins)
+from jai.sampling import SamplingConfig
+from jai_torch.model import GPT, KVCache, make_cache
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -67,14 +55,14 @@ def filter_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
 class Rng:
     """The seeded random stream of one generation: each draw takes the next random numbers from it."""
 
-    def __init__(self, seed: int, device: torch.device) -> None:
+    def __init__(self, seed: int, device: torch.device | str = "cpu") -> None:
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def next(self) -> torch.Generator:
         return self.generator
 
 
-def sample(logits: torch.Tensor, cfg: SamplingConfig, rng: Rng) -> torch.Tensor:
+def sample(logits: torch.Tensor, cfg: SamplingConfig, rng: Rng | None) -> torch.Tensor:
     """One token id per row of logits [B, vocab]: the argmax when greedy, else a draw after filtering."""
     if cfg.greedy:
         return logits.float().argmax(dim=-1)
@@ -82,99 +70,36 @@ def sample(logits: torch.Tensor, cfg: SamplingConfig, rng: Rng) -> torch.Tensor:
     return torch.multinomial(probs, 1, generator=rng.next())[:, 0]
 
 
-class Decoder:
-    """A batch of prompts of one length: the window of its last block_size tokens, and its KV cache."""
+class Backend:
+    """The PyTorch model as jai/decode.py's `Backend`: logits, cache, sampling, host transfer."""
 
-    def __init__(self, model: GPT, prompts: Sequence[Sequence[int]], cache: bool = True) -> None:
-        self.model = model
+    def __init__(self, model: GPT) -> None:
+        self.model = model.eval()
         self.block_size = model.config.block_size
-        self.window = torch.tensor(prompts, dtype=torch.long, device=model.wte.weight.device)  # [B, T]
-        self.cache = make_cache(model, len(prompts)) if cache else None
+        self.vocab_size = model.config.vocab_size
+        self.device = model.ln_f.weight.device  # not wte: a quantized one holds codes
 
-    def step(self, new: torch.Tensor | None = None) -> torch.Tensor:
-        """Next-token logits [B, vocab] after the prompts (new=None) or after new tokens [B]."""
-        if new is not None:
-            self.window = torch.cat([self.window, new[:, None]], dim=1)[:, -self.block_size :]
-        if self.cache is None:  # no cache: the whole window, every step
-            return self.model(self.window, last_only=True)[:, -1]
-        if new is None or self.cache[0].offset == self.block_size:
-            # The prompts, or a full cache: recompute the window into the cache from position 0.
-            for layer in self.cache:
-                layer.reset()
-            return self.model(self.window, self.cache, last_only=True)[:, -1]
-        return self.model(new[:, None], self.cache)[:, -1]  # one new position after the cached
+    def context(self) -> contextlib.AbstractContextManager:
+        return torch.inference_mode()
 
+    def cache(self, rows: int, capacity: int | None = None) -> list[KVCache]:
+        return make_cache(self.model, rows, capacity)
 
-def _send_to_host(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
-    """Start moving sampled tokens to the host; `_receive` then waits for them alone, not for later work."""
-    if tokens.device.type != "cuda":
-        return tokens, None
-    host = tokens.to("cpu", non_blocking=True)
-    copied = torch.cuda.Event()
-    copied.record()
-    return host, copied
+    def logits(self, windows: list[list[int]], cache: list[KVCache] | None = None) -> torch.Tensor:
+        idx = torch.tensor(windows, dtype=torch.long, device=self.device)
+        return self.model(idx, cache, last_only=True)[:, -1]
 
+    def concat(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(parts)
 
-def _receive(sent: tuple[torch.Tensor, torch.cuda.Event | None]) -> list[int]:
-    host, copied = sent
-    if copied is not None:
-        copied.synchronize()
-    return host.tolist()
+    def take(self, x: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        return x[torch.tensor(rows, device=x.device)]
 
+    def rng(self, seed: int) -> Rng:
+        return Rng(seed, self.device)
 
-@torch.inference_mode()
-def generate(
-    model: GPT, prompts: Sequence[Sequence[int]], cfg: SamplingConfig, cache: bool = True
-) -> Iterator[list[int | None]]:
-    """Yield, step by step, the next token of every prompt; None for a prompt whose sequence has ended.
+    def sample(self, logits: torch.Tensor, cfg: SamplingConfig, rng: Rng | None) -> torch.Tensor:
+        return sample(logits, cfg, rng)
 
-    A sequence ends at its first stop id (which is yielded as None, not as itself) or after
-    cfg.max_new_tokens steps; the generator returns once every sequence has ended.
-    """
-    model.eval()
-    prompts = check_prompts(prompts, model.config.vocab_size)
-    prompts = [crop_left(ids, model.config.block_size, cfg.max_new_tokens) for ids in prompts]
-    rng = Rng(resolve_seed(cfg.seed), model.wte.weight.device)
-    groups = group_by_length(prompts)
-    decoders = [Decoder(model, [prompts[i] for i in rows], cache) for rows in groups]
-    stop_ids = set(cfg.stop_ids)
-    ended = [False] * len(prompts)
-    live = [True] * len(groups)
-
-    tokens = [sample(d.step(), cfg, rng) for d in decoders]
-    sent = [_send_to_host(t) for t in tokens]
-    for step in range(cfg.max_new_tokens):
-        # Queue the next step before reading this one: the device works while the host waits and yields.
-        more = step + 1 < cfg.max_new_tokens
-        tokens = [
-            sample(d.step(t), cfg, rng) if more and g else None
-            for d, t, g in zip(decoders, tokens, live, strict=True)
-        ]
-        out: list[int | None] = [None] * len(prompts)
-        for i, rows in enumerate(groups):
-            if sent[i] is None:
-                continue
-            for row, token in zip(rows, _receive(sent[i]), strict=True):
-                if ended[row]:
-                    continue
-                if token in stop_ids:
-                    ended[row] = True
-                else:
-                    out[row] = token
-            live[i] = not all(ended[row] for row in rows)
-        yield out
-        if all(ended):
-            return
-        sent = [_send_to_host(t) if t is not None else None for t in tokens]
-
-
-def generate_tokens(
-    model: GPT, prompts: Sequence[Sequence[int]], cfg: SamplingConfig, cache: bool = True
-) -> list[list[int]]:
-    """The new tokens of every prompt, each list ending before its stop id (see `generate`)."""
-    out: list[list[int]] = [[] for _ in prompts]
-    for step in generate(model, prompts, cfg, cache):
-        for tokens, token in zip(out, step, strict=True):
-            if token is not None:
-                tokens.append(token)
-    return out
+    def to_host(self, tokens: torch.Tensor) -> list[int]:
+        return tokens.tolist()

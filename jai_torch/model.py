@@ -17,37 +17,81 @@ from jai.config import GPTConfig
 
 
 class KVCache:
-    """Keys and values of one layer, preallocated to the context length and filled left to right."""
+    """Keys and values of one layer, preallocated to the context length for `capacity` rows.
 
-    def __init__(self, batch: int, cfg: GPTConfig, dtype: torch.dtype, device: torch.device) -> None:
-        shape = (batch, cfg.n_head, cfg.block_size, cfg.head_dim)
+    Each live row is filled left to right to its own length (`lengths`, one per row): rows that joined
+    a batch at different times sit at different positions, and `attention_mask` keeps each row's queries
+    on its own keys. Rows join by copying another cache's rows in (`append_rows`) and leave by taking
+    the last row's place (`drop_row`), so the live rows are always the first len(lengths).
+    """
+
+    def __init__(self, capacity: int, cfg: GPTConfig, dtype: torch.dtype, device: torch.device) -> None:
+        shape = (capacity, cfg.n_head, cfg.block_size, cfg.head_dim)
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros(shape, dtype=dtype, device=device)
-        self.offset = 0
+        self.lengths = [0] * capacity
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.offset + k.shape[2]
-        self.keys[:, :, self.offset : end] = k
-        self.values[:, :, self.offset : end] = v
-        self.offset = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
+        """Store T new keys/values [B, H, T, D] after each row's cached ones; all of them, [B, H, end, D]."""
+        rows, T = k.shape[0], k.shape[2]
+        start = self.lengths[0]
+        if all(n == start for n in self.lengths):
+            self.keys[:rows, :, start : start + T] = k
+            self.values[:rows, :, start : start + T] = v
+        else:  # one new position per row, each at its own length
+            row, at = torch.arange(rows, device=k.device), torch.tensor(self.lengths, device=k.device)
+            self.keys[row, :, at] = k[:, :, 0]
+            self.values[row, :, at] = v[:, :, 0]
+        self.lengths = [n + T for n in self.lengths]
+        end = max(self.lengths)
+        return self.keys[:rows, :, :end], self.values[:rows, :, :end]
 
     def reset(self) -> None:
-        self.offset = 0  # the buffers stay allocated; positions past the offset are never read
+        self.lengths = [0] * len(self.lengths)  # the buffers stay allocated; unfilled places are never read
+
+    def append_rows(self, other: KVCache) -> None:
+        """Copy every live row of `other` in, after this cache's live rows."""
+        first, end = len(self.lengths), max(other.lengths)
+        self.keys[first : first + len(other.lengths), :, :end] = other.keys[: len(other.lengths), :, :end]
+        self.values[first : first + len(other.lengths), :, :end] = other.values[: len(other.lengths), :, :end]
+        self.lengths = self.lengths + other.lengths
+
+    def drop_row(self, row: int) -> None:
+        """Remove live row `row`: the last live row takes its place."""
+        last = len(self.lengths) - 1
+        if row != last:
+            self.keys[row] = self.keys[last]
+            self.values[row] = self.values[last]
+            self.lengths[row] = self.lengths[last]
+        self.lengths.pop()
 
 
-def make_cache(model: GPT, batch: int) -> list[KVCache]:
+def make_cache(model: GPT, batch: int, capacity: int | None = None) -> list[KVCache]:
+    """A cache per layer with `batch` empty live rows and room for `capacity` (default: batch) rows."""
     p = model.ln_f.weight  # not wte's: a quantized wte holds uint8 codes (jai_torch/quant.py)
-    return [KVCache(batch, model.config, p.dtype, p.device) for _ in model.h]
+    cache = [KVCache(capacity or batch, model.config, p.dtype, p.device) for _ in model.h]
+    for layer in cache:
+        layer.lengths = [0] * batch
+    return cache
 
 
-def attention_mask(q_len: int, k_len: int, device: torch.device) -> torch.Tensor | None:
-    """Causal mask for `q_len` new queries after `k_len - q_len` cached positions (None: no mask needed)."""
-    if q_len == 1:
-        return None  # one new token may attend to everything before it
-    offset = k_len - q_len
-    q_pos = torch.arange(offset, k_len, device=device)[:, None]
-    return q_pos >= torch.arange(k_len, device=device)[None, :]
+def positions(starts: list[int], q_len: int, device: torch.device) -> torch.Tensor:
+    """Positions of `q_len` new tokens after each row's `starts`: [q_len] when every row is at one place,
+    else [B, q_len]."""
+    if all(s == starts[0] for s in starts):
+        return torch.arange(starts[0], starts[0] + q_len, device=device)
+    return torch.tensor(starts, device=device)[:, None] + torch.arange(q_len, device=device)[None, :]
+
+
+def attention_mask(pos: torch.Tensor, k_len: int, device: torch.device) -> torch.Tensor | None:
+    """Which of `k_len` cached keys each new query at `pos` (from `positions`) sees: those at or before it.
+
+    None when no mask is needed (one new token per row, every row at one place); [q_len, k_len] for rows
+    at one place; [B, 1, q_len, k_len] when rows differ, which also hides the shorter rows' unfilled tail.
+    """
+    if pos.ndim == 1:
+        return None if pos.shape[0] == 1 else pos[:, None] >= torch.arange(k_len, device=device)[None, :]
+    return pos[:, None, :, None] >= torch.arange(k_len, device=device)
 
 
 class CausalSelfAttention(nn.Module):
@@ -57,14 +101,15 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # q, k, v in one matmul
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
+        else:  # `mask` comes from `attention_mask`, made once per forward pass for every layer
             k, v = cache.update(k, v)
-            mask = attention_mask(T, k.shape[2], x.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -98,8 +143,10 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.ln_1(x), cache))
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.ln_1(x), cache, mask))
         return x + self.dropout(self.mlp(self.ln_2(x)))
 
 
@@ -123,13 +170,14 @@ class GPT(nn.Module):
         and the head is the largest matmul of a small model (vocab x width for every position).
         """
         T = idx.shape[1]
-        offset = cache[0].offset if cache else 0
-        if offset + T > self.config.block_size:
-            raise ValueError(f"{offset + T} tokens exceed the context of {self.config.block_size}")
-        pos = torch.arange(offset, offset + T, device=idx.device)
+        starts = cache[0].lengths if cache else [0]  # each row's cached tokens: its next position
+        if max(starts) + T > self.config.block_size:
+            raise ValueError(f"{max(starts) + T} tokens exceed the context of {self.config.block_size}")
+        pos = positions(starts, T, idx.device)
+        mask = attention_mask(pos, max(starts) + T, idx.device) if cache else None
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for i, block in enumerate(self.h):
-            x = block(x, cache[i] if cache else None)
+            x = block(x, cache[i] if cache else None, mask)
         if last_only:
             x = x[:, -1:]
         return F.linear(self.ln_f(x), self.wte.weight)  # the head is tied to the token embedding

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from jai import decode
 from jai.config import GPTConfig
 from jai.sampling import SamplingConfig, SamplingError, check_prompts, crop_left, group_by_length, room
 from jai_mlx import checkpoint as mlx_ckpt
@@ -90,28 +91,53 @@ def test_greedy_tokens_agree_between_twins(models):
     assert torch_tokens == mlx_tokens
 
 
+class Forced:
+    """A twin's decoding Backend that records each row's logits and "samples" the row's next token of
+    `seqs` (teacher forcing). Each row has a Sampler of its own whose rng is the row's index."""
+
+    def __init__(self, twin, seqs, starts):
+        self.backend, self.array = twin.gen.Backend(twin.model), twin.array
+        self.seqs, self.starts = seqs, starts
+        self.seen = {i: [] for i in range(len(seqs))}
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def sample(self, logits, cfg, row):
+        self.seen[row].append(logits)
+        return self.array(np.array([self.seqs[row][self.starts[row] + len(self.seen[row]) - 1]]))
+
+
 def test_cached_logits_match_a_full_forward_every_step(twin):
-    """Teacher-forced through the context's end: each step's cached logits against a fresh forward pass."""
+    """Teacher-forced through the context's end, with rows at different positions in one batch and a row
+    joining mid-way: each step's logits, cached and not, against a fresh forward pass of the window."""
     block = CFG.block_size
-    rng = np.random.default_rng(1)
-    seqs = rng.integers(0, CFG.vocab_size, (2, 5 + 2 * block))
-    dec_cached = twin.gen.Decoder(twin.model, seqs[:, :5].tolist(), cache=True)
-    dec_plain = twin.gen.Decoder(twin.model, seqs[:, :5].tolist(), cache=False)
-    for t in range(5, seqs.shape[1] + 1):
-        if t == 5:
-            cached, plain = dec_cached.step(), dec_plain.step()
-        else:
-            new = twin.array(seqs[:, t - 1])
-            cached, plain = dec_cached.step(new), dec_plain.step(new)
-        window = seqs[:, max(0, t - block) : t]
-        reference = twin.numpy(twin.model(twin.array(window)))[:, -1]
-        cached, plain = twin.numpy(cached), twin.numpy(plain)
-        assert cached.shape == (2, CFG.vocab_size)
-        # Close, not bit-exact: the decoder asks for the last position's logits alone (a matmul of another
-        # shape than the reference's), and with the cache one position at a time sums in another order.
-        scale = np.abs(reference).max()
-        np.testing.assert_allclose(plain, reference, rtol=0, atol=1e-6 * scale)
-        np.testing.assert_allclose(cached, reference, rtol=0, atol=1e-5 * scale)
+    seqs = np.random.default_rng(1).integers(0, CFG.vocab_size, (3, 10 + 2 * block)).tolist()
+    starts = [5, 8, 3]
+    cfg = SamplingConfig(temperature=1.0, max_new_tokens=2 * block + 2)  # sampled: one Sampler per row
+    for cache in (True, False):
+        forced = Forced(twin, seqs, starts)
+        batch = decode.Batch(forced, capacity=3, cache=cache)
+        for i in (0, 1):
+            batch.add(seqs[i][: starts[i]], decode.Sampler(cfg, i))
+        for _ in range(3):
+            batch.step()
+        batch.add(seqs[2][: starts[2]], decode.Sampler(cfg, 2))  # joins the two rows mid-way
+        while len(batch):
+            batch.step()
+        for i, seen in forced.seen.items():
+            assert len(seen) == cfg.max_new_tokens
+            for k, logits in enumerate(seen):
+                t = starts[i] + k
+                window = seqs[i][max(0, t - block) : t]
+                reference = twin.numpy(twin.model(twin.array(np.array([window]))))[0, -1]
+                got = twin.numpy(logits)[0]
+                assert got.shape == (CFG.vocab_size,)
+                # Close, not bit-exact: the decoder asks for the last position's logits alone (a matmul of
+                # another shape than the reference's), and with the cache one position at a time, next to
+                # other rows at other positions, sums in another order.
+                scale = np.abs(reference).max()
+                np.testing.assert_allclose(got, reference, rtol=0, atol=(1e-5 if cache else 1e-6) * scale)
 
 
 def test_batch_of_mixed_lengths_equals_each_prompt_alone(twin):

@@ -1,0 +1,244 @@
+"""The one decoding loop, for both twins: KV-cached, streaming, batched, rows joining and leaving.
+
+No framework is imported here. A twin gives the loop a `Backend` (jai_mlx/generate.py,
+jai_torch/generate.py): next-token logits for some token windows, a KV cache, sampling, and moving
+tokens to the host. Everything else — which rows run, their windows, stopping, the sliding context —
+happens here once, so greedy decoding picks the same tokens in both twins.
+
+- `Batch` holds the rows being generated. Each `step()` gives every row one token: rows already in the
+  KV cache decode together in one forward pass of one position each (each at its own position: the
+  twins' caches keep a length per row and mask each row's attention to its own keys); rows that are new
+  are prefilled, those of one length together, and then join the cache. Finished rows leave. The batch
+  engine (jai/batching.py) adds and removes rows between steps; `generate` adds all its prompts at once.
+- The positions are learned and absolute, so cached keys cannot slide: once a row's cache is full
+  (block_size tokens) every further step recomputes its window, the last block_size - 1 tokens and the
+  new one, as a fresh prefill, which is exactly what generation without the cache computes. Cached and
+  uncached generation therefore pick the same greedy tokens however long they run (their logits agree
+  to float rounding, not bit for bit).
+- Prompts are checked (non-empty, inside the vocabulary) and cropped from the left to leave room for
+  generation (`jai.sampling.crop_left`); callers that know the prompt's parts shorten the document
+  instead, before it gets here (`jai.prompt.fit_prompt`).
+- A sequence ends at the first stop id it samples (the stop id is not emitted) or after max_new_tokens.
+- Rows that share a `Sampler` (one `generate` call) sample in one call from one seeded random stream;
+  greedy rows all share one argmax. A request of its own (the engine) has its own stream, so its seeded
+  draws do not depend on what else is in the batch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from jai.sampling import SamplingConfig, check_prompts, crop_left, resolve_seed
+
+Tensor = Any  # a twin's array: torch.Tensor or mx.array
+TWINS = ("jai_mlx", "jai_torch")
+
+
+class Backend(Protocol):
+    """What a twin gives the loop; both twins' `generate.Backend` implement it."""
+
+    block_size: int
+    vocab_size: int
+
+    def context(self) -> Any:
+        """A context manager every step runs in (PyTorch: inference mode)."""
+
+    def cache(self, rows: int, capacity: int | None = None) -> list[Any]:
+        """A KV cache per layer, `rows` live rows (empty), room for `capacity` (see the twins' KVCache)."""
+
+    def logits(self, windows: list[list[int]], cache: list[Any] | None = None) -> Tensor:
+        """Next-token logits [B, vocab] after equal-length token windows, run after each row's cached
+        tokens (cache None: from position 0, nothing kept)."""
+
+    def concat(self, parts: list[Tensor]) -> Tensor:
+        """Rows of several [B_i, ...] arrays, stacked."""
+
+    def take(self, x: Tensor, rows: list[int]) -> Tensor:
+        """Rows `rows` of x."""
+
+    def rng(self, seed: int) -> Any:
+        """A seeded random stream for `sample`."""
+
+    def sample(self, logits: Tensor, cfg: SamplingConfig, rng: Any) -> Tensor:
+        """One token id per row: argmax when greedy, else a draw after temperature, top-k and top-p."""
+
+    def to_host(self, tokens: Tensor) -> list[int]:
+        """The token ids as Python ints (waits for the device)."""
+
+
+def backend_for(model: Any) -> Backend:
+    """The decoding backend of the twin `model` belongs to, imported lazily (a Backend is kept as is)."""
+    if hasattr(model, "logits") and hasattr(model, "to_host"):
+        return model
+    twin = type(model).__module__.split(".")[0]
+    if twin not in TWINS:
+        raise TypeError(f"not a model of a JAI twin: {type(model).__qualname__} from {twin}")
+    return importlib.import_module(f"{twin}.generate").Backend(model)
+
+
+@dataclass(eq=False)
+class Sampler:
+    """How a group of rows picks tokens: its config and its random stream."""
+
+    cfg: SamplingConfig
+    rng: Any
+
+
+GREEDY = object()  # the sampling group of every greedy row: argmax needs no random stream
+
+
+@dataclass(eq=False)
+class Row:
+    """One sequence being generated."""
+
+    window: list[int]  # its last block_size tokens, prompt and generated
+    sampler: Sampler
+    owner: Any = None  # whatever the caller wants to find again (the engine's request)
+    made: int = 0  # tokens sampled so far, a final stop id included
+    cached: int = 0  # tokens of it in the batch's KV cache (0: not in it; prefilled next step)
+    finish_reason: str | None = None  # "stop" | "length" once ended
+    stops: frozenset[int] = field(default_factory=frozenset)
+
+
+class Batch:
+    """Rows generated together, one token per row per `step()`; rows may join and leave between steps."""
+
+    def __init__(self, backend: Backend, capacity: int, cache: bool = True) -> None:
+        self.backend = backend
+        self.block_size = backend.block_size
+        self.rows: list[Row] = []
+        self.in_cache: list[Row] = []  # the rows in the KV cache, in its row order
+        self.cache = backend.cache(0, capacity) if cache else None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, prompt: Sequence[int], sampler: Sampler, owner: Any = None) -> Row:
+        """A new row for a checked prompt; it is prefilled at the next step."""
+        cfg = sampler.cfg
+        row = Row(crop_left(prompt, self.block_size, cfg.max_new_tokens), sampler, owner)
+        row.stops = frozenset(cfg.stop_ids)
+        self.rows.append(row)
+        return row
+
+    def remove(self, row: Row) -> None:
+        """Take a row out (finished, or cancelled by its caller), freeing its place in the cache."""
+        with self.backend.context():
+            self._uncache(row)
+        self.rows.remove(row)
+
+    def step(self) -> list[tuple[Row, int | None]]:
+        """One token for every row: (row, token), token None where the row sampled a stop id.
+
+        Rows that end in this step (a stop id, or max_new_tokens) have `finish_reason` set and have left.
+        """
+        with self.backend.context():
+            for row in [r for r in self.in_cache if r.cached == self.block_size]:
+                self._uncache(row)  # a full cache: recompute the window (see the module docstring)
+            order, parts = list(self.in_cache), []
+            if order:  # one new position per cached row, each after its own cached tokens
+                parts.append(self.backend.logits([[r.window[-1]] for r in order], self.cache))
+                for row in order:
+                    row.cached += 1
+            fresh: dict[int, list[Row]] = {}
+            for row in self.rows:
+                if not row.cached:
+                    fresh.setdefault(len(row.window), []).append(row)
+            for group in fresh.values():  # rows of one length share a prefill
+                windows = [r.window for r in group]
+                if self.cache is None:
+                    parts.append(self.backend.logits(windows))
+                else:
+                    cache = self.backend.cache(len(group))
+                    parts.append(self.backend.logits(windows, cache))
+                    for ours, theirs in zip(self.cache, cache, strict=True):
+                        ours.append_rows(theirs)
+                    for row in group:
+                        row.cached = len(row.window)
+                    self.in_cache += group
+                order += group
+            logits = parts[0] if len(parts) == 1 else self.backend.concat(parts)
+            tokens = self._sample(logits, order)
+            return self._advance(order, tokens)
+
+    def _sample(self, logits: Tensor, order: list[Row]) -> list[int]:
+        groups: dict[object, list[int]] = {}
+        for i, row in enumerate(order):
+            groups.setdefault(GREEDY if row.sampler.cfg.greedy else row.sampler, []).append(i)
+        tokens = [0] * len(order)
+        for rows in groups.values():
+            sampler = order[rows[0]].sampler
+            part = logits if len(rows) == len(order) else self.backend.take(logits, rows)
+            picked = self.backend.to_host(self.backend.sample(part, sampler.cfg, sampler.rng))
+            for i, token in zip(rows, picked, strict=True):
+                tokens[i] = token
+        return tokens
+
+    def _advance(self, order: list[Row], tokens: list[int]) -> list[tuple[Row, int | None]]:
+        out: list[tuple[Row, int | None]] = []
+        for row, token in zip(order, tokens, strict=True):
+            row.made += 1
+            if token in row.stops:
+                row.finish_reason = "stop"
+                out.append((row, None))
+            else:
+                row.window.append(token)
+                if len(row.window) > self.block_size:
+                    del row.window[0]
+                out.append((row, token))
+                if row.made >= row.sampler.cfg.max_new_tokens:
+                    row.finish_reason = "length"
+            if row.finish_reason:
+                self.remove(row)
+        return out
+
+    def _uncache(self, row: Row) -> None:
+        if not row.cached or self.cache is None:
+            row.cached = 0
+            return
+        i = self.in_cache.index(row)
+        for layer in self.cache:
+            layer.drop_row(i)  # the last row takes its place, in the cache and here
+        self.in_cache[i] = self.in_cache[-1]
+        self.in_cache.pop()
+        row.cached = 0
+
+
+def generate(
+    model: Any, prompts: Sequence[Sequence[int]], cfg: SamplingConfig, cache: bool = True
+) -> Iterator[list[int | None]]:
+    """Yield, step by step, the next token of every prompt; None for a prompt whose sequence has ended.
+
+    `model` is either twin's model (or a Backend). A sequence ends at its first stop id (which is yielded
+    as None, not as itself) or after cfg.max_new_tokens steps; the generator returns once every sequence
+    has ended. Prompts are checked here, before the first step.
+    """
+    backend = backend_for(model)
+    prompts = check_prompts(prompts, backend.vocab_size)
+    batch = Batch(backend, capacity=len(prompts), cache=cache)
+    sampler = Sampler(cfg, None if cfg.greedy else backend.rng(resolve_seed(cfg.seed)))
+    rows = [batch.add(ids, sampler, owner=i) for i, ids in enumerate(prompts)]
+    return _steps(batch, len(rows))
+
+
+def _steps(batch: Batch, n: int) -> Iterator[list[int | None]]:
+    while len(batch):
+        out: list[int | None] = [None] * n
+        for row, token in batch.step():
+            out[row.owner] = token
+        yield out
+
+
+def generate_tokens(
+    model: Any, prompts: Sequence[Sequence[int]], cfg: SamplingConfig, cache: bool = True
+) -> list[list[int]]:
+    """The new tokens of every prompt, each list ending before its stop id (see `generate`)."""
+    out: list[list[int]] = [[] for _ in prompts]
+    for step in generate(model, prompts, cfg, cache):
+        for tokens, token in zip(out, step, strict=True):
+            if token is not None:
+                tokens.append(token)
+    return out
