@@ -1,46 +1,64 @@
-"""`jai serve`: serve a checkpoint over HTTP with either twin (FastAPI + uvicorn; see jai/serve.py).
+"""`jai serve`: serve a checkpoint over HTTP with either twin: OpenAI-compatible routes and JAI's own
+(FastAPI + uvicorn; the app is jai/server/app.py).
 
-jai serve out/run                                   # http://127.0.0.1:8000, the default backend
-jai serve --ckpt out/run/ckpt --backend mlx --port 9000 --max-concurrent 4
+jai serve out/run                                           # http://127.0.0.1:8000, the default backend
+jai serve --ckpt out/run/ckpt --backend mlx --port 9000 --max-concurrent 16 --api-key secret
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
-import sys
+import os
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from jai.sample_cli import UsageError, add_model_args, checkpoint_arg, load_tokenizer, resolve_checkpoint
-from jai.serve import MAX_NEW_TOKENS_LIMIT, create_app, load_generate_fn
+from jai.serve import MAX_NEW_TOKENS_LIMIT, default_stop_ids, load_twin
+from jai.server.app import Settings, create_app
+from jai.server.engine import Engine, SerialEngine
+from jai.weights import CheckpointError
 
-# create_app's own default, so the help text cannot drift from the server.
-MAX_CONCURRENT = inspect.signature(create_app).parameters["max_concurrent"].default
+API_KEY_ENV = "JAI_API_KEY"
 
-EPILOG = """\
-endpoints:
-  POST /generate   JSON body {"prompt": str, and optionally "max_new_tokens": int, "temperature": float
-                   (0 = greedy), "top_k": int, "top_p": float, "seed": int}
-                   -> {"text": str, "tokens": int, "finish_reason": "stop" | "length"}
-                   Bad input gets a 422 naming the field. Generation ends at [EOS] or [/ANSWER].
-  GET  /health     -> {"status": "ok", "max_concurrent": int, "running": int, "waiting": int}
-  GET  /docs       the interactive OpenAPI page
+EPILOG = f"""\
+endpoints (OpenAI-compatible, plus JAI's own):
+  POST /v1/chat/completions  {{"messages": [{{"role": "system", "content": POSTING}},
+                                           {{"role": "user", "content": QUESTION}}], ...}}
+                             the question (and the posting, optional) in the format the model was trained
+                             on; a posting too long for the context is shortened, never the question
+  POST /v1/completions       {{"prompt": TEXT, ...}}: raw text to continue, as is
+  POST /generate             {{"question": TEXT, "posting": TEXT}} -> {{"text", "finish_reason", ...}}
+  GET  /v1/models            the model served (its name: --model-name)
+  GET  /health               {{"status", "running", "waiting", ...}}: what the server is doing now
+  GET  /metrics              Prometheus counters: requests, tokens, latency
+  GET  /docs                 the interactive OpenAPI page
+  Each generating route takes "max_tokens" ("max_new_tokens" on /generate), "temperature" (0 = greedy),
+  "top_p", "top_k", "seed", "stop" and "stream": true (server-sent events, ending with data: [DONE]).
 
-example:
+examples:
   jai serve out/run &
   curl -s localhost:8000/generate -H 'Content-Type: application/json' \\
-       -d '{"prompt": "[QUESTION] What is the salary? [/QUESTION]\\n[DOC]\\n...\\n[/DOC]\\n[ANSWER]",
-            "temperature": 0, "max_new_tokens": 100}'
+       -d '{{"question": "What is the salary?", "posting": "Backend engineer, Seoul ...", "temperature": 0}}'
+  curl -sN localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+       -d '{{"messages": [{{"role": "user", "content": "연봉은 얼마인가요?"}}], "stream": true}}'
+  python -c 'from openai import OpenAI
+  c = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")
+  print(c.chat.completions.create(model="run", messages=[{{"role": "user", "content": "Where?"}}]))'
+  JAI_API_KEY=secret jai serve out/run --host 0.0.0.0   # clients send Authorization: Bearer secret
 
-At most --max-concurrent generations run at once; further requests wait for a slot (not refused).
+Up to --max-concurrent requests decode at once, batched into one forward pass per step (requests join
+and leave between steps); up to --max-waiting more wait, and beyond that a request gets 429 with
+Retry-After at once. A client that disconnects frees its slot. Bad input gets a 422 naming the field;
+a body over --max-body-bytes gets 413. SIGTERM or Ctrl-C: in-flight requests get --shutdown-timeout
+seconds to finish; a second signal exits at once. The API key may also come from ${API_KEY_ENV}.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jai serve",
-        description="Serve a JAI checkpoint over HTTP with the MLX or the PyTorch twin.",
+        description="Serve a JAI checkpoint over HTTP (OpenAI-compatible) with the MLX or the PyTorch twin.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,33 +67,87 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on; 0.0.0.0 for every interface (default: %(default)s)",
+        help="address to listen on; 0.0.0.0 for every interface (default: %(default)s, this machine only)",
     )
-    server.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
     server.add_argument(
+        "--port", type=int, default=8000, help="TCP port; 0 picks a free one (default: %(default)s)"
+    )
+    server.add_argument(
+        "--model-name", metavar="NAME", help="the model's name in the API (default: the run dir's name)"
+    )
+    server.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get(API_KEY_ENV) or None,
+        help=f"require 'Authorization: Bearer KEY' on all routes but /health (default: ${API_KEY_ENV})",
+    )
+    load = p.add_argument_group("load")
+    load.add_argument(
         "--max-concurrent",
         type=int,
-        default=MAX_CONCURRENT,
+        default=8,
         metavar="N",
-        help="generations running at once; the rest queue (default: %(default)s)",
+        help="requests decoding at once, in one batch (default: %(default)s)",
     )
-    server.add_argument(
+    load.add_argument(
+        "--max-waiting",
+        type=int,
+        default=32,
+        metavar="N",
+        help="requests waiting for a slot; more get 429 at once (default: %(default)s)",
+    )
+    load.add_argument(
+        "--no-batching",
+        action="store_true",
+        help="decode one request at a time (the baseline that `jai bench` compares batching with)",
+    )
+    load.add_argument(
         "--max-new-tokens",
         type=int,
         default=MAX_NEW_TOKENS_LIMIT,
         metavar="N",
         help="refuse (422) requests asking for more new tokens than N (default: %(default)s)",
     )
+    load.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1 << 20,
+        metavar="N",
+        help="refuse (413) request bodies larger than N bytes (default: %(default)s)",
+    )
+    load.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="on SIGTERM/Ctrl-C, seconds in-flight requests get to finish (default: %(default)s)",
+    )
     return p
 
 
 def check_args(args: argparse.Namespace) -> None:
-    if args.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
-    if args.max_new_tokens < 1:
-        raise UsageError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    for flag in ("max_concurrent", "max_new_tokens", "max_body_bytes"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if args.max_waiting < 0:
+        raise UsageError(f"--max-waiting must be at least 0, got {args.max_waiting}")
+    if not args.shutdown_timeout >= 0:
+        raise UsageError(f"--shutdown-timeout must be at least 0, got {args.shutdown_timeout}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
+
+
+def model_name(ckpt: Path) -> str:
+    """The run's name: `out/run/ckpt` -> "run"."""
+    ckpt = ckpt.resolve()
+    return ckpt.parent.name if ckpt.name == "ckpt" else ckpt.name
+
+
+def build_engine(model: object, twin: object, args: argparse.Namespace) -> Engine:
+    def steps(prompts, cfg):
+        return twin.generate(model, prompts, cfg)  # type: ignore[attr-defined]
+
+    return SerialEngine(steps, max_waiting=args.max_waiting)
 
 
 def build_app(args: argparse.Namespace) -> FastAPI:
@@ -83,25 +155,36 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     check_args(args)
     ckpt = resolve_checkpoint(checkpoint_arg(args))
     tokenizer = load_tokenizer(ckpt, args.tokenizer)
-    generate_fn, _ = load_generate_fn(ckpt, args.backend, args.device)  # an unavailable device fails first
-    return create_app(
-        generate_fn,
-        tokenizer,
-        max_concurrent=args.max_concurrent,
-        max_new_tokens_limit=args.max_new_tokens,
-        title=f"JAI ({args.backend}, {ckpt})",
+    model, twin = load_twin(ckpt, args.backend, args.device)  # an unavailable device fails first
+    config = model.config
+    if tokenizer.vocab_size > config.vocab_size:
+        raise CheckpointError(
+            f"{ckpt}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+            f"{config.vocab_size}: not the tokenizer this model was trained with"
+        )
+    engine = build_engine(model, twin, args)
+    settings = Settings(
+        model_name=args.model_name or model_name(ckpt),
+        block_size=config.block_size,
+        stop_ids=default_stop_ids(tokenizer),
+        backend=args.backend,
+        max_new_tokens=args.max_new_tokens,
+        max_body_bytes=args.max_body_bytes,
+        api_key=args.api_key,
+        extra_health={
+            "max_concurrent": getattr(engine, "max_batch", args.max_concurrent),
+            "max_waiting": args.max_waiting,
+            "batching": not args.no_batching,
+        },
     )
+    return create_app(engine, tokenizer, settings)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Errors (JaiError, a missing extra, Ctrl-C) go up to the `jai` dispatcher, which reports them all alike.
     args = build_parser().parse_args(argv)
-    app = build_app(args)  # errors go up to the `jai` dispatcher, which reports them for every command
+    app = build_app(args)
+    from jai.server.runner import serve
 
-    import uvicorn
-
-    uvicorn.run(app, host=args.host, port=args.port)
+    serve(app, args.host, args.port, args.shutdown_timeout)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Request bodies: what each route accepts, checked before any work is done (422 naming the field).
+
+Strict: "5" is not a number and true is not an int; NaN and Infinity are refused; a field nobody
+defined is a typo and refused rather than ignored. Every string must be valid Unicode: a lone surrogate
+("\\ud800", legal in JSON, illegal in UTF-8) would otherwise fail deep in the tokenizer.
+The OpenAI fields JAI does not implement are accepted only at their neutral value (n=1, no penalties,
+no logprobs), so a client that relies on them hears so instead of getting something else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from jai.sampling import MAX_SEED
+
+MIN_TEMPERATURE = 1e-3  # below it (1e-40, say) logits / temperature overflow float32 to inf: NaN draws
+MAX_TEMPERATURE = 100.0  # above it every token is as likely as any other; a larger value is a mistake
+MAX_STOPS = 4  # OpenAI's limit
+MAX_STOP_CHARS = 100
+
+
+def valid_text(text: str) -> str:
+    """`text`, if it can be written as UTF-8 (no unpaired surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(
+            f"contains an unpaired surrogate ({text[e.start]!a} at character {e.start}): not valid Unicode"
+        ) from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(valid_text)]
+
+
+def check_temperature(t: float | None) -> float | None:
+    if t is not None and t != 0 and not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
+        raise ValueError(
+            f"temperature must be 0 (greedy) or between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}, got {t!r}"
+        )
+    return t
+
+
+def check_stop(stop: str | list[str] | None) -> list[str]:
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if len(stops) > MAX_STOPS:
+        raise ValueError(f"at most {MAX_STOPS} stop strings, got {len(stops)}")
+    for s in stops:
+        if not s or len(s) > MAX_STOP_CHARS:
+            raise ValueError(f"each stop string must be 1 to {MAX_STOP_CHARS} characters, got {s!r:.120}")
+    return stops
+
+
+Temperature = Annotated[float | None, Field(ge=0.0, allow_inf_nan=False), AfterValidator(check_temperature)]
+Stop = Annotated[Text | list[Text] | None, AfterValidator(check_stop)]
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    include_usage: bool = False
+
+
+class Sampling(BaseModel):
+    """The sampling fields every generating route shares."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    temperature: Temperature = None  # None: JAI's default (jai.sampling.SamplingConfig)
+    top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
+    top_k: int | None = Field(None, ge=1)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    stop: Stop = None
+    stream: bool = False
+
+
+class OpenAIFields(Sampling):
+    """The OpenAI request fields, some accepted only at their neutral value."""
+
+    model: Text | None = None  # None: the served model
+    max_tokens: int | None = Field(None, ge=1)
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1, le=1, description="one choice per request")
+    user: Text | None = None
+    presence_penalty: float | None = Field(None, ge=0.0, le=0.0, allow_inf_nan=False)
+    frequency_penalty: float | None = Field(None, ge=0.0, le=0.0, allow_inf_nan=False)
+    logprobs: Any = None
+    logit_bias: dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _unsupported(self) -> OpenAIFields:
+        if self.logprobs not in (None, False, 0):
+            raise ValueError("logprobs are not supported by this server")
+        if self.logit_bias:
+            raise ValueError("logit_bias is not supported by this server")
+        return self
+
+
+class CompletionRequest(OpenAIFields):
+    prompt: Text | list[Text] = Field(description="the text to continue, as is (one prompt per request)")
+    echo: bool = False
+    best_of: int | None = Field(None, ge=1, le=1)
+    suffix: None = None
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> CompletionRequest:
+        if isinstance(self.prompt, list):
+            if len(self.prompt) != 1:
+                raise ValueError(f"one prompt per request, got a list of {len(self.prompt)}")
+            self.prompt = self.prompt[0]
+        if not self.prompt:
+            raise ValueError("prompt is empty: give the text to continue")
+        if self.echo:
+            raise ValueError("echo is not supported by this server")
+        return self
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    type: Literal["text"]
+    text: Text
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Text | list[TextPart] | None = None
+    name: Text | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content)
+        return self.content or ""
+
+
+class ChatRequest(OpenAIFields):
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)  # the newer name of max_tokens
+
+    @model_validator(mode="after")
+    def _max(self) -> ChatRequest:
+        if self.max_tokens is None:
+            self.max_tokens = self.max_completion_tokens
+        return self
+
+
+class GenerateRequest(Sampling):
+    """JAI's own route: a question about a posting, in the format the model was trained on."""
+
+    question: Text = Field(min_length=1)
+    posting: Text = ""
+    max_new_tokens: int | None = Field(None, ge=1)
