@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -36,6 +37,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def name_the_file(dest: Path, e: BaseException) -> OSError | None:
+    """Make a file-system failure that names no file name `dest`, so the user reads where (jai/cli.py).
+
+    A full disk is an OSError without a file name from write() or fsync() (named here in place), or a
+    SafetensorError "... (os error 28)" from safetensors (returned as the OSError it stands for)."""
+    if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+        e.filename = str(dest)
+    found = re.search(r"\(os error (\d+)\)", str(e)) if type(e).__name__ == "SafetensorError" else None
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code), str(dest))
+    return None
+
+
 @contextmanager
 def atomic_file(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `dest`; on success it replaces `dest` in one rename."""
@@ -51,9 +66,12 @@ def atomic_file(dest: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        raise
+        named = name_the_file(dest, e)
+        if named is None:
+            raise
+        raise named from e
 
 
 def write_text_atomic(dest: str | os.PathLike, text: str) -> None:
@@ -65,12 +83,16 @@ def write_json_atomic(dest: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(dest, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file under `folder`, then the folders themselves, before the rename publishes them."""
+def _fsync_tree(folder: Path, mode: int) -> None:
+    """Flush every file under `folder`, then the folders themselves, before the rename publishes them.
+
+    Files get the usual mode on the way: some writers (safetensors among them) make owner-only files,
+    and a checkpoint whose model file others cannot read while its config.json is 0644 surprises."""
     for f in folder.iterdir():
         if f.is_dir():
-            _fsync_tree(f)
+            _fsync_tree(f, mode)
         elif f.is_file():
+            os.chmod(f, mode)
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     _fsync_dir(folder)
@@ -92,7 +114,7 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes directories owner-only
     try:
         yield tmp
-        _fsync_tree(tmp)
+        _fsync_tree(tmp, 0o666 & ~_umask())
         if dest.exists():
             old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(dest, old)
@@ -101,6 +123,9 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
         else:
             os.replace(tmp, dest)
         _fsync_dir(dest.parent)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        named = name_the_file(dest, e)
+        if named is None:
+            raise
+        raise named from e

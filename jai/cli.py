@@ -33,8 +33,8 @@ USAGE = "usage: jai <command> [options]   (jai <command> --help for each)\n\ncom
 # What a failed write leaves behind, for the commands that write: each of these is true because every
 # file they write is replaced atomically (jai/atomic.py), so a full disk never leaves half a file.
 KEPT_ON_WRITE_FAILURE = {
-    "run": "the last checkpoint saved is intact (`jai train --resume --out <out>/run` continues it)",
-    "train": "the last checkpoint saved is intact (`jai train --resume` continues from it)",
+    "run": "no file was left half-written; a checkpoint already saved in <out>/run is intact",
+    "train": "a checkpoint already saved is intact (`jai train --resume` continues from it)",
     "prepare": "the input postings are untouched and no output file was left half-written",
     "convert": "the source is untouched and no output file was left half-written",
 }
@@ -50,7 +50,9 @@ EXTRAS = {
     "mlx_lm": "dev",
 }
 
-EXIT_FILE_SYSTEM = 1  # good input, but the disk or the permissions let the run down (jai.errors.RunFailed)
+# A path that is not there is bad input (2, like InputError); a file system that refuses a write (full,
+# read-only, no permission, a file where a folder belongs) fails a run that had good input (1, RunFailed).
+EXIT_FILE_SYSTEM = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
@@ -105,8 +107,13 @@ def report(command: str, e: Exception) -> int | None:
     if failure is None:
         return None
     code, reason, path = failure
-    kept = KEPT_ON_WRITE_FAILURE.get(command) if code != errno.ENOENT else None
     line = f"{path}: {reason}" if path else reason
+    if isinstance(e, FileNotFoundError) or code == errno.ENOENT:  # a path the user named is not there
+        print(f"{prefix} {line}", file=sys.stderr)
+        return 2
+    if code in (errno.EEXIST, errno.ENOTDIR):  # mkdir on a path that is (or goes through) a file
+        line += " (a file where a folder is needed)"
+    kept = KEPT_ON_WRITE_FAILURE.get(command)
     print(f"{prefix} {line}" + (f"; {kept}" if kept else ""), file=sys.stderr)
     return EXIT_FILE_SYSTEM
 
