@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--frameworks", default="mlx,torch", help="which twins to run (default: mlx,torch)")
     p.add_argument("--seed", type=int, default=1337, help="weights, batches and prompts (default: 1337)")
+    p.add_argument(
+        "--quant-ckpt",
+        default=None,
+        help="the float checkpoint the quant part quantizes and compares (e.g. out/run/ckpt, with --data "
+        "its data dir for validation perplexity); default: the run's untrained starting weights",
+    )
     return p
 
 
@@ -249,14 +255,23 @@ def main(argv: list[str] | None = None) -> int:
             for job in jobs:
                 job.result = run_job(job, work, bar, worker_env)
                 results["jobs"].append({"name": job.name, "spec": job.spec, **job.result})
+        if "quant" in parts:
+            from jai.benchmarks import quant_bench
+
+            base = args.quant_ckpt or ckpts[args.config]
+            results["quant"] = quant_bench.run(
+                base, data, devices, settings, args.seed, work, run_job, worker_env
+            )
     results["wall_s"] = time.perf_counter() - t0
     results["machine"]["loadavg_end"] = machine.loadavg()
 
-    from jai.benchmarks import plots, report
+    from jai.benchmarks import plots, quant_bench, report
 
     results["plots"] = plots.write_all(results, out_dir)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    (out_dir / "report.md").write_text(report.render(results), encoding="utf-8")
+    (out_dir / "report.md").write_text(
+        report.render(results) + quant_bench.render(results.get("quant")), encoding="utf-8"
+    )
     failed = [j["name"] for j in results["jobs"] if not j.get("ok")]
     print(f"jai bench: {len(results['jobs'])} jobs in {results['wall_s']:.0f} s -> {out_dir}/report.md")
     for name in failed:

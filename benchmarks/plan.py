@@ -26,7 +26,7 @@ LARGER = {"tiny": "default", "default": "large", "large": None}
 TWINS = {"torch": "jai_torch", "mlx": "jai_mlx"}
 PEERS = {"torch": "transformers", "mlx": "mlx_lm"}
 FRAMEWORK = {"jai_torch": "torch", "transformers": "torch", "jai_mlx": "mlx", "mlx_lm": "mlx"}
-PARTS = ("train", "inference", "curves", "peers", "profile")
+PARTS = ("train", "inference", "curves", "peers", "profile", "quant")  # quant: benchmarks/quant_bench.py
 
 
 @dataclass(frozen=True)
