@@ -143,11 +143,10 @@ def model_name(ckpt: Path) -> str:
     return ckpt.parent.name if ckpt.name == "ckpt" else ckpt.name
 
 
-def build_engine(model: object, twin: object, args: argparse.Namespace) -> Engine:
-    def steps(prompts, cfg):
-        return twin.generate(model, prompts, cfg)  # type: ignore[attr-defined]
+def build_engine(model: object, args: argparse.Namespace) -> Engine:
+    from jai.decode import generate
 
-    return SerialEngine(steps, max_waiting=args.max_waiting)
+    return SerialEngine(lambda prompts, cfg: generate(model, prompts, cfg), max_waiting=args.max_waiting)
 
 
 def build_app(args: argparse.Namespace) -> FastAPI:
@@ -155,14 +154,14 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     check_args(args)
     ckpt = resolve_checkpoint(checkpoint_arg(args))
     tokenizer = load_tokenizer(ckpt, args.tokenizer)
-    model, twin = load_twin(ckpt, args.backend, args.device)  # an unavailable device fails first
+    model, _ = load_twin(ckpt, args.backend, args.device)  # an unavailable device fails first
     config = model.config
     if tokenizer.vocab_size > config.vocab_size:
         raise CheckpointError(
             f"{ckpt}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
             f"{config.vocab_size}: not the tokenizer this model was trained with"
         )
-    engine = build_engine(model, twin, args)
+    engine = build_engine(model, args)
     settings = Settings(
         model_name=args.model_name or model_name(ckpt),
         block_size=config.block_size,

@@ -1,217 +1,335 @@
-"""The HTTP server: routes, validation, the concurrency bound, and both twins behind it.
-
-Requests go only to FastAPI's in-process TestClient. A character-level tokenizer stands in for the real
-one, so these tests do not depend on jai/tokenizer.py.
+"""`jai serve` as users meet it: a real server process per twin on loopback, a tiny real checkpoint, and
+real clients (`httpx`, the official `openai` package). Greedy text is checked against the decoding loop
+run directly on the checkpoint, so both twins, batching and streaming are all held to one reference:
+each twin's server gives exactly that text, so the twins give the same text.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 
+import httpx
+import openai
 import pytest
-from fastapi.testclient import TestClient
 
-from jai.config import GPTConfig
+from jai.decode import generate_tokens
+from jai.prompt import fit_prompt
 from jai.sampling import SamplingConfig
-from jai.serve import create_app, default_stop_ids, load_generate_fn
+from jai.serve import default_stop_ids
+from jai.server.prompts import budget
+from jai.tokenizer import Tokenizer
+from jai_torch import checkpoint as torch_ckpt
+from tests.serve_support import LONG_TOKENS, POSTING, ServerProcess, health, make_checkpoint, wait_until
 
-ALPHABET = "\x00abcdefghijklmnopqrstuvwxyz ,.?!"  # id 0 is end-of-text
-
-
-class CharTokenizer:
-    """One id per character of ALPHABET; characters outside it are dropped."""
-
-    eos_id = 0
-
-    def encode(self, text: str) -> list[int]:
-        return [ALPHABET.index(c) for c in text if c in ALPHABET[1:]]
-
-    def decode(self, ids: list[int]) -> str:
-        return "".join(ALPHABET[i] for i in ids)
-
-    def token_id(self, name: str) -> int:
-        if name == "[EOS]":
-            return 0
-        raise KeyError(name)
-
-
-def echo(ids: list[int], cfg: SamplingConfig) -> list[int]:
-    """A stand-in model: the prompt backwards, as many tokens as asked for."""
-    echo.last_cfg = cfg
-    return (ids[::-1] * cfg.max_new_tokens)[: cfg.max_new_tokens]
-
-
-@pytest.fixture
-def client():
-    with TestClient(create_app(echo, CharTokenizer(), max_concurrent=2, max_new_tokens_limit=64)) as c:
-        yield c
-
-
-def test_health(client):
-    r = client.get("/health")
-    assert r.status_code == 200
-    assert r.json() == {"status": "ok", "max_concurrent": 2, "running": 0, "waiting": 0}
-
-
-def test_generate_returns_text_and_passes_the_parameters(client):
-    r = client.post(
-        "/generate",
-        json={"prompt": "abc", "max_new_tokens": 5, "temperature": 0.5, "top_k": 3, "top_p": 0.9, "seed": 7},
-    )
-    assert r.status_code == 200, r.text
-    assert r.json() == {"text": "cbacb", "tokens": 5, "finish_reason": "length"}
-    assert echo.last_cfg == SamplingConfig(
-        temperature=0.5, top_k=3, top_p=0.9, max_new_tokens=5, seed=7, stop_ids=(0,)
-    )
-
-
-def test_generate_defaults(client):
-    r = client.post("/generate", json={"prompt": "hi"})
-    assert r.status_code == 200
-    # SamplingConfig's defaults, but no more new tokens than the app allows
-    assert echo.last_cfg == SamplingConfig(stop_ids=(0,), max_new_tokens=64)
-    assert r.json()["tokens"] == 64
-
-
-def test_finish_reason_stop_when_fewer_tokens_come_back():
-    app = create_app(lambda ids, cfg: ids[:1], CharTokenizer())
-    with TestClient(app) as c:
-        assert c.post("/generate", json={"prompt": "xyz", "max_new_tokens": 4}).json() == {
-            "text": "x",
-            "tokens": 1,
-            "finish_reason": "stop",
-        }
-
-
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({}, "prompt"),
-        ({"prompt": ""}, "prompt"),
-        ({"prompt": "€€"}, "prompt"),  # encodes to no tokens
-        ({"prompt": 5}, "prompt"),
-        ({"prompt": "a", "max_new_tokens": 0}, "max_new_tokens"),
-        ({"prompt": "a", "max_new_tokens": 65}, "max_new_tokens"),  # over the app's limit
-        ({"prompt": "a", "max_new_tokens": "5"}, "max_new_tokens"),
-        ({"prompt": "a", "max_new_tokens": 2.5}, "max_new_tokens"),
-        ({"prompt": "a", "temperature": -1}, "temperature"),
-        ({"prompt": "a", "temperature": "hot"}, "temperature"),
-        ({"prompt": "a", "top_k": 0}, "top_k"),
-        ({"prompt": "a", "top_p": 0}, "top_p"),
-        ({"prompt": "a", "top_p": 1.5}, "top_p"),
-        ({"prompt": "a", "seed": -3}, "seed"),
-        ({"prompt": "a", "temprature": 1.0}, "temprature"),  # a typo is not silently ignored
-    ],
-)
-def test_bad_input_is_a_422_naming_the_field(client, body, field):
-    r = client.post("/generate", json=body)
-    assert r.status_code == 422, r.text
-    errors = r.json()["detail"]
-    assert any(field in e["loc"] for e in errors), errors
-    assert all(e["msg"] for e in errors)
-
-
-def test_not_json_is_a_422(client):
-    r = client.post("/generate", content=b"prompt=hi", headers={"content-type": "application/json"})
-    assert r.status_code == 422
-
-
-def test_default_stop_ids_from_the_tokenizer():
-    assert default_stop_ids(CharTokenizer()) == (0,)
-    assert default_stop_ids(object()) == ()
-    with pytest.raises(ValueError, match="max_concurrent"):
-        create_app(echo, CharTokenizer(), max_concurrent=0)
-
-
-def test_the_semaphore_bounds_concurrent_generations():
-    lock = threading.Lock()
-    state = {"active": 0, "peak": 0, "calls": 0}
-    release = threading.Event()
-
-    def slow(ids: list[int], cfg: SamplingConfig) -> list[int]:
-        with lock:
-            state["active"] += 1
-            state["calls"] += 1
-            state["peak"] = max(state["peak"], state["active"])
-        try:
-            release.wait(timeout=10)
-            time.sleep(0.02)
-            return ids
-        finally:
-            with lock:
-                state["active"] -= 1
-
-    n = 6
-    with TestClient(create_app(slow, CharTokenizer(), max_concurrent=2)) as client:
-        results: list[int] = []
-
-        def call(i: int) -> None:
-            r = client.post("/generate", json={"prompt": "ab" * (i + 1), "max_new_tokens": 3})
-            results.append(r.status_code)
-
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        # Every request arrives; two run, four wait; the event loop still answers /health meanwhile.
-        deadline = time.monotonic() + 10
-        while True:
-            health = client.get("/health").json()
-            if health["running"] + health["waiting"] == n or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
-        time.sleep(0.1)  # give a broken bound the chance to start a third
-        assert health == {"status": "ok", "max_concurrent": 2, "running": 2, "waiting": 4}
-        assert state["peak"] == 2
-        release.set()
-        for t in threads:
-            t.join(timeout=20)
-        assert client.get("/health").json()["running"] == 0
-    assert results == [200] * n
-    assert state["calls"] == n and state["peak"] == 2
-
-
-TINY = GPTConfig(vocab_size=len(ALPHABET), block_size=16, n_layer=2, n_head=2, n_embd=32)
+PROMPTS = ["We are hiring", "Requirements: SQL", "데이터 엔지니어", "Salary", "Python 3년 이상.", "a"]
+MAX = 12  # new tokens per greedy request
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    from jai_torch.checkpoint import save_model
-    from jai_torch.model import GPT
-
-    path = tmp_path_factory.mktemp("serve") / "model"
-    save_model(GPT(TINY, seed=1), path)
-    return path
+    return make_checkpoint(tmp_path_factory.mktemp("serve") / "run")
 
 
-def test_both_twins_serve_the_same_greedy_text(ckpt):
-    texts = {}
-    for backend in ("torch", "mlx"):
-        generate_fn, config = load_generate_fn(ckpt, backend)
-        assert config == TINY
-        with TestClient(create_app(generate_fn, CharTokenizer(), stop_ids=())) as client:
-            body = {"prompt": "what is the salary?", "max_new_tokens": 24, "temperature": 0}
-            replies = [client.post("/generate", json=body) for _ in range(2)]
-            assert [r.status_code for r in replies] == [200, 200], replies[0].text
-            assert replies[0].json() == replies[1].json()
-            assert replies[0].json()["tokens"] == 24
-            texts[backend] = replies[0].json()["text"]
-            # a seeded sample is repeatable too, and concurrent requests do not disturb each other
-            body = {"prompt": "hello", "max_new_tokens": 10, "temperature": 1.0, "seed": 3}
-            out: list[str] = []
-
-            def ask(payload: dict, sink: list[str]) -> None:
-                sink.append(client.post("/generate", json=payload).json()["text"])
-
-            threads = [threading.Thread(target=ask, args=(body, out)) for _ in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=30)
-            assert len(out) == 4 and len(set(out)) == 1
-    assert texts["torch"] == texts["mlx"]
+@pytest.fixture(scope="module")
+def tok(ckpt):
+    return Tokenizer.load(ckpt / "tokenizer.json")
 
 
-def test_unknown_backend_is_refused(ckpt):
-    with pytest.raises(ValueError, match="backend"):
-        load_generate_fn(ckpt, "jax")
+@pytest.fixture(scope="module")
+def reference(ckpt, tok):
+    """Greedy text straight from the decoding loop on the checkpoint: what every server must give."""
+    model = torch_ckpt.load_model(ckpt)
+    cfg = SamplingConfig(temperature=0.0, max_new_tokens=MAX, stop_ids=default_stop_ids(tok))
+
+    def greedy(ids: list[int], max_new: int = MAX) -> tuple[str, int]:
+        new = generate_tokens(model, [ids], cfg.replace(max_new_tokens=max_new))[0]
+        return tok.decode(new), len(new)
+
+    return greedy
+
+
+@pytest.fixture(scope="module", params=["torch", "mlx"])
+def server(request, ckpt, tmp_path_factory):
+    log = tmp_path_factory.mktemp("logs") / f"{request.param}.log"
+    args = ["--backend", request.param, "--max-concurrent", "4", "--max-waiting", "4"]
+    proc = ServerProcess(ckpt, *args, "--max-new-tokens", str(LONG_TOKENS), log=log)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def oai(server):
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+
+
+def test_openai_client_completions_streamed_and_not(server, oai, tok, reference):
+    assert [m.id for m in oai.models.list().data] == ["run"]
+    for prompt in PROMPTS[:3]:
+        want, n = reference(tok.encode(prompt))
+        r = oai.completions.create(model="run", prompt=prompt, max_tokens=MAX, temperature=0)
+        assert r.choices[0].text == want
+        assert r.choices[0].finish_reason == ("length" if n == MAX else "stop")
+        assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (len(tok.encode(prompt)), n)
+        chunks = list(
+            oai.completions.create(
+                model="run",
+                prompt=prompt,
+                max_tokens=MAX,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        assert "".join(c.choices[0].text for c in chunks if c.choices) == want
+        assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == n
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == r.choices[0].finish_reason
+
+
+def test_openai_client_chat_in_the_training_format(server, oai, tok, reference):
+    question = "What is the salary?"
+    ids, shortened = fit_prompt(tok, question, POSTING, budget(64, MAX))
+    assert shortened  # the posting is longer than the context: the server must shorten it, not the question
+    want, n = reference(ids)
+    messages = [{"role": "system", "content": POSTING}, {"role": "user", "content": question}]
+    r = oai.chat.completions.create(model="run", messages=messages, max_tokens=MAX, temperature=0)
+    assert r.choices[0].message.content == want and r.choices[0].message.role == "assistant"
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (len(ids), n)
+    assert r.model_extra["jai"] == {"posting_shortened": True}
+    stream = oai.chat.completions.create(
+        model="run", messages=messages, max_tokens=MAX, temperature=0, stream=True
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == want
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason == r.choices[0].finish_reason
+    assert chunks[-1].usage.total_tokens == len(ids) + n  # the final chunk carries the usage
+
+    # JAI's own route: the same question and posting give the same answer
+    body = {"question": question, "posting": POSTING, "max_new_tokens": MAX, "temperature": 0}
+    g = httpx.post(f"{server.url}/generate", json=body, timeout=30).json()
+    assert g == {
+        "text": want,
+        "tokens": n,
+        "prompt_tokens": len(ids),
+        "finish_reason": r.choices[0].finish_reason,
+        "posting_shortened": True,
+    }
+    with httpx.stream("POST", f"{server.url}/generate", json=body | {"stream": True}, timeout=30) as s:
+        assert s.headers["x-jai-posting-shortened"] == "true"
+        events = [line[6:] for line in s.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    pieces = [json.loads(e) for e in events[:-1]]
+    assert "".join(p["text"] for p in pieces) == want and pieces[-1]["tokens"] == n
+
+
+def test_stop_strings_end_the_text_before_them(server, oai, tok, reference):
+    prompt = PROMPTS[0]
+    full, _ = reference(tok.encode(prompt))
+    stop = full[4:7]
+    want = full[: full.index(stop)]
+    r = oai.completions.create(model="run", prompt=prompt, max_tokens=MAX, temperature=0, stop=[stop, "zzz"])
+    assert (r.choices[0].text, r.choices[0].finish_reason) == (want, "stop")
+    chunks = oai.completions.create(
+        model="run", prompt=prompt, max_tokens=MAX, temperature=0, stop=stop, stream=True
+    )
+    assert "".join(c.choices[0].text for c in chunks) == want
+
+
+def test_a_seed_repeats_a_sample(server, oai):
+    ask = dict(model="run", prompt="We are hiring", max_tokens=MAX, temperature=1.0, top_k=20, top_p=0.9)
+    ask = {k: v for k, v in ask.items() if k not in ("top_k",)}
+    texts = {
+        oai.completions.create(**ask, seed=7, extra_body={"top_k": 20}).choices[0].text for _ in range(3)
+    }
+    assert len(texts) == 1
+
+
+def test_greedy_text_is_the_same_alone_and_in_a_batch(server, tok, reference):
+    def ask(prompt: str) -> str:
+        body = {"prompt": prompt, "max_tokens": MAX, "temperature": 0}
+        r = httpx.post(f"{server.url}/v1/completions", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()["choices"][0]["text"]
+
+    h = health(server.url)
+    prompts = PROMPTS[: h["max_concurrent"] + h["max_waiting"]]  # all at once, none refused
+    alone = [ask(p) for p in prompts]
+    together: dict[int, str] = {}
+    threads = [
+        threading.Thread(target=lambda i=i, p=p: together.update({i: ask(p)})) for i, p in enumerate(prompts)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert (
+        [together.get(i) for i in range(len(prompts))]
+        == alone
+        == [reference(tok.encode(p))[0] for p in prompts]
+    )
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "param"),
+    [
+        ("/v1/completions", {"prompt": "a", "temperature": float("nan")}, "temperature"),
+        ("/v1/completions", {"prompt": "a", "temperature": float("inf")}, "temperature"),
+        ("/v1/completions", {"prompt": "a", "temperature": 1e-40}, "temperature"),
+        ("/v1/completions", {"prompt": "a", "temperature": -0.5}, "temperature"),
+        ("/v1/completions", {"prompt": "a", "top_p": float("-inf")}, "top_p"),
+        ("/v1/completions", {"prompt": "a", "top_p": 0}, "top_p"),
+        ("/v1/completions", {"prompt": "a", "top_k": 0}, "top_k"),
+        ("/v1/completions", {"prompt": "\ud800abc"}, "prompt"),
+        ("/v1/completions", {"prompt": "a", "stop": ["\udfff"]}, "stop"),
+        ("/v1/completions", {"prompt": "a", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ("/v1/completions", {"prompt": "a", "max_tokens": 0}, "max_tokens"),
+        ("/v1/completions", {"prompt": "a", "max_tokens": LONG_TOKENS + 1}, "max_tokens"),
+        ("/v1/completions", {"prompt": "a", "max_tokens": "5"}, "max_tokens"),
+        ("/v1/completions", {"prompt": "a", "max_tokens": 2.5}, "max_tokens"),
+        ("/v1/completions", {"prompt": "a", "seed": -1}, "seed"),
+        ("/v1/completions", {"prompt": "a", "n": 2}, "n"),
+        ("/v1/completions", {"prompt": "a", "temprature": 1}, "temprature"),
+        ("/v1/completions", {"prompt": ""}, None),
+        ("/v1/completions", {"prompt": POSTING * 3}, "prompt"),  # too long to leave room to answer
+        ("/v1/chat/completions", {"messages": []}, "messages"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "\ud800"}]}, "messages"),
+        ("/v1/chat/completions", {"messages": [{"role": "assistant", "content": "hi"}]}, "messages"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": POSTING}]}, "question"),
+        ("/generate", {"question": "a", "temperature": float("nan")}, "temperature"),
+        ("/generate", {"question": "\ud800abc"}, "question"),
+        ("/generate", {"prompt": "raw text"}, None),
+    ],
+)
+def test_every_bad_input_is_a_422_naming_the_field(server, route, body, param):
+    # json.dumps writes NaN/Infinity literals and lone surrogates as \\u escapes, as a hostile client would
+    r = httpx.post(
+        f"{server.url}{route}",
+        content=json.dumps(body),
+        timeout=30,
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["message"] and error["type"] == "invalid_request_error"
+    if param is not None:
+        assert error["param"] == param or error["message"].startswith(param), error
+
+
+def test_other_refusals(server):
+    url = server.url
+    post = lambda path, **kw: httpx.post(f"{url}{path}", timeout=30, **kw)  # noqa: E731
+    assert (
+        post(
+            "/v1/completions", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+    assert post("/v1/completions", json=[1, 2]).status_code == 422
+    r = post("/v1/completions", json={"prompt": "a", "model": "gpt-4"})
+    assert r.status_code == 404 and "'run'" in r.json()["error"]["message"]
+    # a 10 MB prompt is refused before it is read: by its Content-Length, and counted when chunked
+    big = json.dumps({"prompt": "x" * 10_000_000}).encode()
+    assert post("/v1/completions", content=big).status_code == 413
+    r = post("/v1/completions", content=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]))
+    assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
+    assert health(url)["status"] == "ok"
+
+
+def test_a_full_queue_gets_429_and_disconnects_free_their_slots(server):
+    url = server.url
+    h = health(url)
+    capacity = h["max_concurrent"] + h["max_waiting"]
+    body = {"prompt": "We are hiring", "max_tokens": LONG_TOKENS, "temperature": 0, "stream": True}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        streams = [client.stream("POST", "/v1/completions", json=body) for _ in range(capacity)]
+        responses = [s.__enter__() for s in streams]
+        assert all(r.status_code == 200 for r in responses)
+        full = wait_until(lambda: health(url)["waiting"] == h["max_waiting"], timeout=10)
+        assert full, health(url)
+        assert health(url)["running"] == h["max_concurrent"]
+        r = httpx.post(f"{url}/v1/completions", json=body | {"stream": False}, timeout=5)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.json()["error"]["type"] == "rate_limit_error"
+        for s in streams:  # every client goes away: running and queued work must go within a second
+            s.__exit__(None, None, None)
+        t0 = time.monotonic()
+        idle = wait_until(lambda: (lambda x: x["running"] == 0 and x["waiting"] == 0)(health(url)), 1.0)
+        assert idle, f"still busy {time.monotonic() - t0:.2f} s after every client left: {health(url)}"
+
+
+def test_a_non_streaming_client_that_leaves_frees_its_slot(server):
+    url = server.url
+    body = {"prompt": "We are hiring", "max_tokens": LONG_TOKENS, "temperature": 0}
+    for _ in range(2):  # the first runs; with max_concurrent 1 the second waits, else both run
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/v1/completions", json=body, timeout=httpx.Timeout(10, read=0.5))
+    idle = wait_until(lambda: (lambda x: x["running"] == 0 and x["waiting"] == 0)(health(url)), 1.0)
+    assert idle, health(url)
+
+
+def test_32_clients_at_once_get_answers_or_a_clean_429_and_health_stays_fast(server, tok, reference):
+    url = server.url
+    want = {p: reference(tok.encode(p), 8)[0] for p in PROMPTS}
+    outcomes: dict[int, int] = {}
+    health_seconds: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(timeout=5) as c:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                assert c.get(f"{url}/health").status_code == 200
+                health_seconds.append(time.perf_counter() - t0)
+                time.sleep(0.02)
+
+    async def client(i: int, until: float) -> None:
+        prompt = PROMPTS[i % len(PROMPTS)]
+        body = {"prompt": prompt, "max_tokens": 8, "temperature": 0, "stream": i % 2 == 1}
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            while time.monotonic() < until:
+                r = await c.post("/v1/completions", json=body)
+                outcomes[r.status_code] = outcomes.get(r.status_code, 0) + 1
+                assert r.status_code in (200, 429), r.text
+                if r.status_code == 429:
+                    assert r.headers["retry-after"]
+                    await asyncio.sleep(0.05)
+                elif body["stream"]:
+                    lines = [ln[6:] for ln in r.text.splitlines() if ln.startswith("data: ")]
+                    assert lines[-1] == "[DONE]"
+                    assert "".join(json.loads(x)["choices"][0]["text"] for x in lines[:-1]) == want[prompt]
+                else:
+                    assert r.json()["choices"][0]["text"] == want[prompt]
+
+    async def main() -> None:
+        until = time.monotonic() + 3.0
+        await asyncio.wait_for(asyncio.gather(*(client(i, until) for i in range(32))), timeout=60)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        asyncio.run(main())
+    finally:
+        stop.set()
+        prober.join(timeout=10)
+    assert outcomes.get(200, 0) > 0 and set(outcomes) <= {200, 429}, outcomes
+    assert len(health_seconds) > 20
+    assert max(health_seconds) < 0.1, f"/health took up to {max(health_seconds) * 1000:.0f} ms under load"
+    assert wait_until(lambda: health(url)["running"] == 0, 5)
+
+
+def test_metrics_count_requests_tokens_and_latency(server, oai):
+    oai.completions.create(model="run", prompt="Salary", max_tokens=3, temperature=0)
+    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if not line.startswith("#")
+    }
+    assert values['jai_requests_total{route="/v1/completions",code="200"}'] >= 1
+    assert values["jai_completion_tokens_total"] >= 3 and values["jai_prompt_tokens_total"] >= 1
+    assert values['jai_request_duration_seconds_count{route="/v1/completions"}'] >= 1
+    assert values["jai_requests_running"] == 0
+    assert "jai_time_to_first_token_seconds_bucket" in text and "jai_rejected_total" in text

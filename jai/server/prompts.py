@@ -44,8 +44,8 @@ def budget(block_size: int, max_new_tokens: int) -> int:
 def chat_question(messages: Sequence[Message]) -> tuple[str, str]:
     """(question, posting) from chat messages: one user message, and optionally one system message."""
     users = [m for m in messages if m.role == "user"]
-    systems = [m for m in messages if m.role in ("system", "developer")]
-    others = [m.role for m in messages if m.role not in ("user", "system", "developer")]
+    systems = [m for m in messages if m.role == "system"]
+    others = [m.role for m in messages if m.role not in ("user", "system")]
     if others or len(users) != 1 or len(systems) > 1:
         raise PromptError(
             "messages",
