@@ -111,10 +111,16 @@ class Batch:
         self.block_size = backend.block_size
         self.rows: list[Row] = []
         self.in_cache: list[Row] = []  # the rows in the KV cache, in its row order
-        self.cache = backend.cache(0, capacity) if cache else None
+        with backend.context():
+            self.cache = backend.cache(0, capacity) if cache else None
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def sampler(self, cfg: SamplingConfig) -> Sampler:
+        """A sampling group of its own: `cfg`, and a random stream seeded with cfg.seed (or a fresh seed)."""
+        with self.backend.context():
+            return Sampler(cfg, None if cfg.greedy else self.backend.rng(resolve_seed(cfg.seed)))
 
     def add(self, prompt: Sequence[int], sampler: Sampler, owner: Any = None) -> Row:
         """A new row for a checked prompt; it is prefilled at the next step."""
@@ -219,7 +225,7 @@ def generate(
     backend = backend_for(model)
     prompts = check_prompts(prompts, backend.vocab_size)
     batch = Batch(backend, capacity=len(prompts), cache=cache)
-    sampler = Sampler(cfg, None if cfg.greedy else backend.rng(resolve_seed(cfg.seed)))
+    sampler = batch.sampler(cfg)  # one random stream for all the prompts
     rows = [batch.add(ids, sampler, owner=i) for i, ids in enumerate(prompts)]
     return _steps(batch, len(rows))
 

@@ -77,9 +77,11 @@ class Backend:
         self.model = model.eval()
         self.block_size = model.config.block_size
         self.vocab_size = model.config.vocab_size
+        # MLX streams belong to a thread: the batch engine decodes in a worker thread of its own.
+        self.stream = mx.new_thread_local_stream(mx.default_device())
 
     def context(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext()
+        return mx.stream(self.stream)
 
     def cache(self, rows: int, capacity: int | None = None) -> list[KVCache]:
         return make_cache(self.model, rows, capacity)
