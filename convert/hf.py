@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from jai import weights
+from jai import hf_files, weights
 from jai.config import GPTConfig
 from jai.convert import ConversionError
 
@@ -363,7 +363,7 @@ def check_destination(out: Path, overwrite: bool, directory: bool = True) -> Non
     """Refuse to replace an existing output unless asked; never replace something that is not ours.
 
     `directory`: the output is a checkpoint directory (else a file). Only a directory holding nothing
-    but JAI checkpoint files is replaced: a Hugging Face directory's vocab.json or generation_config.json,
+    but JAI checkpoint files is replaced: a Hugging Face directory's vocab.json or merges.txt,
     or anything else, is never deleted.
     """
     if not out.exists():
@@ -375,11 +375,20 @@ def check_destination(out: Path, overwrite: bool, directory: bool = True) -> Non
         raise ConversionError(f"{out}: exists and is not {want}; refusing to replace it")
     if directory:
         ours = {weights.CONFIG_FILE, weights.WEIGHTS_FILE, weights.TOKENIZER_FILE}
+        if _written_by_jai(out):  # then its tokenizer_config.json etc. are ours too (jai.hf_files)
+            ours |= set(hf_files.FILES)
         other = sorted(f.name for f in out.iterdir() if f.name not in ours)
         if other:
             raise ConversionError(
                 f"{out}: holds {other[0]!r}, which is not part of a JAI checkpoint; refusing to replace it"
             )
+
+
+def _written_by_jai(folder: Path) -> bool:
+    try:
+        return "jai" in json.loads((folder / weights.CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def write_checkpoint(

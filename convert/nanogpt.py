@@ -14,9 +14,10 @@ Files are read with `torch.load(weights_only=True)` only; a checkpoint holding a
 class, a config object) is refused, never unpickled. Checkpoints trained with `bias=False` are refused:
 JAI's layers always have biases.
 
-GELU: nanoGPT computes the exact (erf) GELU, GPT-2 and JAI the tanh approximation ("gelu_new"). The
-weights move unchanged, but the function differs slightly, so both directions warn
-(`ActivationMismatchWarning`) that logits will not match the model the weights came from exactly.
+GELU: nanoGPT computes the exact (erf) GELU; GPT-2 and a new JAI model the tanh approximation
+("gelu_new"). The activation is part of a JAI model (config.json's `activation_function`), so an import
+keeps nanoGPT's exact GELU and the checkpoint computes what nanoGPT computed. nanoGPT has no tanh form:
+exporting a "gelu_new" model warns (`ActivationMismatchWarning`) that nanoGPT's logits will differ slightly.
 """
 
 from __future__ import annotations
@@ -54,15 +55,14 @@ BEST_VAL_LOSS = 1e9  # what nanoGPT's train.py starts from: any real evaluation 
 
 
 class ActivationMismatchWarning(UserWarning):
-    """nanoGPT's exact GELU against JAI's tanh GELU: same weights, slightly different logits."""
+    """The target runs another GELU than the model: same weights, slightly different logits."""
 
 
-def _warn_gelu(direction: str) -> None:
+def _warn_gelu(out_path: Path) -> None:
     warnings.warn(
         ActivationMismatchWarning(
-            f"{direction}: nanoGPT uses the exact (erf) GELU, JAI and GPT-2 the tanh approximation "
-            "(gelu_new); the weights are copied exactly, but logits will differ slightly from the model "
-            "that produced them"
+            f"exported {out_path}: this model uses the tanh GELU (gelu_new) and nanoGPT has only the exact "
+            "(erf) one; the weights are copied exactly, but nanoGPT's logits will differ slightly"
         ),
         stacklevel=3,
     )
@@ -91,6 +91,7 @@ def _model_args(ckpt: Any, path: Path) -> GPTConfig:
             n_head=args["n_head"],
             n_embd=args["n_embd"],
             dropout=float(args.get("dropout", 0.0) or 0.0),
+            activation="gelu",  # nanoGPT's MLP is nn.GELU(): the exact erf form
         )
     except ConfigError as e:
         raise ConversionError(f"{path}: model_args: {e}") from None
@@ -112,10 +113,11 @@ def import_nanogpt(
     tokenizer: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> Imported:
-    """Convert a nanoGPT `ckpt.pt` into a JAI checkpoint directory; warns about the GELU difference.
+    """Convert a nanoGPT `ckpt.pt` into a JAI checkpoint directory that keeps nanoGPT's exact GELU.
 
     `dtype` ('F32', 'BF16', 'F16') casts; by default the stored dtype is kept. nanoGPT keeps no
-    tokenizer.json; pass `tokenizer` to copy one into the checkpoint.
+    tokenizer.json; pass `tokenizer` to copy one into the checkpoint (without one, the returned notes say
+    that `jai sample` and `jai serve` will refuse the checkpoint).
     """
     path, out_dir = Path(ckpt_path), Path(out_dir)
     requested = normalize_dtype(dtype)
@@ -146,8 +148,13 @@ def import_nanogpt(
     target, note = choose_dtype((t.dtype for t in tensors.values()), requested)
     tensors = {name: cast(t, target) for name, t in tensors.items()}
     write_checkpoint(out_dir, cfg, tensors, WRITER, tokenizer)
-    _warn_gelu(f"imported {path}")
-    return Imported(out_dir, cfg, target, [note] if note else [])
+    notes = [note] if note else []
+    if tokenizer is None:
+        notes.append(
+            f"{out_dir} has no tokenizer.json (nanoGPT keeps none): jai sample and jai serve will refuse it "
+            "until you convert again with --tokenizer PATH (the tokenizer.json the model was trained with)"
+        )
+    return Imported(out_dir, cfg, target, notes)
 
 
 # -------------------------------------------------------------------------------------------- export
@@ -210,5 +217,6 @@ def export_nanogpt(
     }
     with atomic_file(out_path) as tmp:
         torch.save(ckpt, tmp)
-    _warn_gelu(f"exported {out_path}")
+    if cfg.activation != "gelu":
+        _warn_gelu(out_path)
     return out_path

@@ -4,32 +4,47 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 from jai import weights
-from jai.train_state import read_state_json
+from jai.run_lock import is_locked
+from jai.train_state import CKPT_DIR, has_train_state, read_state_json
 from jai.weights import CheckpointError
 
+LIVE_RUN_WAIT = 5.0  # seconds a reader waits for a live run to finish replacing its checkpoint
 
-def recover_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
+
+def recover_checkpoint(ckpt_dir: str | os.PathLike, owner: bool = False) -> str | None:
     """Finish what a crash during a checkpoint write left behind; return a note if anything changed.
 
     `atomic_directory` writes the new checkpoint to `.ckpt.tmp-*`, moves the current one aside to
     `.ckpt.old-*`, moves the new one in, then deletes the old one. A `kill -9` between the two moves
     leaves no `ckpt/` but a complete `.ckpt.old-*`: it is moved back. Leftover `.ckpt.tmp-*` (never
     made current) and `.ckpt.old-*` (already replaced) directories are deleted.
+
+    Those files may also be a live run's work in progress. Only the run that holds the folder's lock
+    (`owner`), or anyone when no run holds it, repairs anything; a reader beside a live run waits a
+    moment for a missing checkpoint to reappear (the run is between its two renames) and touches nothing.
     """
     ckpt_dir = Path(ckpt_dir)
     parent, name = ckpt_dir.parent, ckpt_dir.name
     if not parent.is_dir():
+        return None
+    if not owner and is_locked(parent):
+        deadline = time.monotonic() + LIVE_RUN_WAIT
+        while not ckpt_dir.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         return None
     olds = sorted(parent.glob(f".{name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
     note = None
     if not ckpt_dir.exists():
         for old in olds:
             try:
-                weights.inspect_checkpoint(old)
-                read_state_json(old)
+                weights.inspect_checkpoint(old, recover=False)
+                if has_train_state(old):
+                    read_state_json(old)
             except CheckpointError:
                 continue
             os.replace(old, ckpt_dir)
@@ -39,3 +54,21 @@ def recover_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
         if leftover.exists():
             shutil.rmtree(leftover, ignore_errors=True)
     return note
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint dir itself, or `<path>/ckpt` when `path` is a training run's out dir; a save that
+    was interrupted between its two renames is recovered first, as `jai train --resume` does. Every
+    command that reads a checkpoint (sample, serve, eval, convert) resolves its argument here."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint directory (train one with `jai train`)")
+    ckpt = path / CKPT_DIR
+    if not (path / weights.CONFIG_FILE).exists() and (ckpt.exists() or any(path.glob(f".{CKPT_DIR}.old-*"))):
+        note = recover_checkpoint(ckpt)
+        if note:
+            print(note, file=sys.stderr)
+        if (ckpt / weights.CONFIG_FILE).exists():
+            return ckpt
+    weights.inspect_checkpoint(path, quantized=True)  # the precise complaint up front: not a dir, bad tensors
+    return path

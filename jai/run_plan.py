@@ -77,7 +77,7 @@ def plan_run(
             "--resume continues this run's own checkpoint; it cannot be combined with --init-from"
         )
     ckpt_dir = out_dir / CKPT_DIR
-    recovered = recover_checkpoint(ckpt_dir)
+    recovered = recover_checkpoint(ckpt_dir, owner=True)  # the caller holds the folder's RunLock
     data_dir = Path(data_dir if data_dir is not None else recorded_data_dir(ckpt_dir, resume))
     if not data_dir.is_dir():
         raise DatasetError(f"{data_dir}: no such data directory (make one with `jai prepare`)")

@@ -25,6 +25,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,12 +33,14 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from jai import run_plan, train_state
+from jai import distributed, run_plan, train_state
 from jai.config import GPTConfig
 from jai.dataset import BatchSampler
 from jai.devices import BACKENDS, DeviceError
 from jai.errors import RunFailed
 from jai.metrics_log import MetricsLog
+from jai.progress import progress_bar
+from jai.run_lock import RunLock
 from jai.run_plan import RunPlan
 from jai.train_config import TrainConfig, learning_rate
 from jai.train_state import TrainState
@@ -86,6 +89,10 @@ class Trainer(Protocol):
         """Model, moments and `state` (with this twin's RNG filled in) into `ckpt_dir`, atomically."""
         ...
 
+    def max_abs_weight(self) -> float:
+        """The largest |w| over the model's weights; NaN or inf when any weight is not finite."""
+        ...
+
 
 def make_trainer(backend: str, device: str = "auto", dtype: str = "auto", compile: bool = False) -> Trainer:
     """The chosen twin's Trainer; the twin is imported only here, so the other framework never loads."""
@@ -111,6 +118,26 @@ def finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
+# GPT-2-style weights are O(1) (initialised at 0.02, trained GPT-2's largest are a few dozen). A weight
+# past this has been thrown there by a diverging update, even while the loss still reads finite.
+MAX_SANE_WEIGHT = 1e3
+# A first evaluation may take at most this share of a --max-seconds budget; beyond it, fewer batches.
+EVAL_SHARE = 0.25
+
+
+def evaluate(
+    trainer: Trainer, batches: list[Any], progress: bool, budget: float | None = None
+) -> tuple[float, int]:
+    """Mean validation loss, batch by batch with a progress bar; stops early once `budget` seconds are
+    spent (keeping at least one batch). Returns the loss and how many batches it used."""
+    started, losses = time.perf_counter(), []
+    for batch in progress_bar(batches, desc="eval", unit="batch", enabled=progress):
+        losses.append(trainer.evaluate([batch]))
+        if budget is not None and time.perf_counter() - started > budget:
+            break
+    return sum(losses) / len(losses), len(losses)
+
+
 def train(
     backend: str | Trainer,
     data_dir: str | os.PathLike | None,
@@ -133,14 +160,50 @@ def train(
     vocabulary comes from the data); `train_cfg` the hyperparameters (None: the defaults, or the
     checkpoint's own when resuming). `resume` continues <out>/ckpt exactly (`data_dir` None: the data
     the run was trained on); `init_from` starts a new run from another checkpoint's weights.
-    `max_seconds` bounds this invocation's training time: the run stops after the step that crosses it,
-    evaluates and saves a checkpoint to resume from. `stop_at` stops the same way after that step (the
+    `max_seconds` bounds this whole call, evaluations and saving included: the run stops after the last
+    step that leaves time for a final evaluation and save (times measured as the run goes; the first
+    evaluation takes fewer batches if it would eat more than EVAL_SHARE of the budget), with a checkpoint
+    to resume from. `stop_at` stops the same way after that step (the
     schedule still runs to max_steps), as if the run had been interrupted there. `callback` sees every
-    step's `Progress`. Raises TrainingDiverged when the loss stops being finite, keeping the last good
-    checkpoint.
+    step's `Progress`. Raises TrainingDiverged when the loss stops being finite or the weights leave
+    their sane range, keeping the last good checkpoint; RunLocked when another process trains in `out_dir`.
     """
+    t_begin = time.perf_counter()  # --max-seconds bounds everything from here, evaluations included
     log = log or tqdm.write
-    plan = run_plan.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from)
+    # Under torchrun or mlx.launch this is one of several processes (jai/distributed.py); alone, rank 0 of 1.
+    ckpt = Path(out_dir) / train_state.CKPT_DIR
+    world = distributed.join(
+        backend if isinstance(backend, str) else backend.writer.removeprefix("jai_"),
+        lambda: f"The last checkpoint, {ckpt}, is intact (rank 0 writes it atomically): --resume continues.",
+    )
+    if not world.main:  # rank 0 alone logs and shows progress
+        log, progress = (lambda _: None), False
+    try:
+        # one run per folder (the lock is rank 0's), released however this process ends
+        with RunLock(out_dir) if world.main else nullcontext():
+            with world.rank_zero_first():  # rank 0 repairs an interrupted save before the others read
+                plan = run_plan.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from)
+            return _train(
+                plan, backend, device, compile, t_begin, max_seconds, stop_at, log, progress, callback, world
+            )
+    finally:
+        world.close()
+
+
+def _train(
+    plan: RunPlan,
+    backend: str | Trainer,
+    device: str,
+    compile: bool,
+    t_begin: float,
+    max_seconds: float | None,
+    stop_at: int | None,
+    log: Callable[[str], None],
+    progress: bool,
+    callback: Callable[[Progress], None] | None,
+    world: distributed.World,
+) -> dict[str, Any]:
+    distributed.settle_batch(plan, world)  # a resume with another world size keeps the global batch
     cfg, resumed = plan.train_config, plan.resume
     trainer = make_trainer(backend, device, cfg.dtype, compile) if isinstance(backend, str) else backend
     for note in plan.notes:
@@ -150,7 +213,7 @@ def train(
         log(f"dropout RNG reseeded: {resumed.writer} wrote the checkpoint; its RNG does not carry over")
 
     block = plan.model_config.block_size
-    sampler = BatchSampler(plan.train_tokens, cfg.batch_size, block, cfg.seed)
+    sampler = BatchSampler(plan.train_tokens, cfg.batch_size, block, cfg.seed, world.rank, world.size)
     if resumed is not None:
         try:
             sampler.load_state_dict(resumed.sampler)
@@ -158,7 +221,7 @@ def train(
             raise CheckpointError(
                 f"{plan.ckpt_dir / train_state.STATE_DIR}: cannot resume the sampler: {e}"
             ) from None
-    val_sampler = BatchSampler(plan.val_tokens, cfg.batch_size, block, cfg.seed)
+    val_sampler = BatchSampler(plan.val_tokens, cfg.batch_size * world.size, block, cfg.seed)  # rank 0's
     val_batches = [trainer.batch(x, y) for x, y in val_sampler.eval_batches(cfg.eval_batches)]
 
     def next_batch() -> Any:
@@ -170,8 +233,10 @@ def train(
     state.train_config, state.writer = cfg, trainer.writer
     state.device, state.dtype, state.data_dir = trainer.device, trainer.dtype, str(plan.data_dir)
     start, elapsed_before, saved_step = state.step, state.elapsed_seconds, resumed and resumed.step
-    tokens_per_step = cfg.grad_accum * cfg.batch_size * block
-    metrics = MetricsLog(plan.metrics_path, start if resumed else None)
+    tokens_per_step = world.size * cfg.grad_accum * cfg.batch_size * block
+    metrics = (
+        MetricsLog(plan.metrics_path, start if resumed else None) if world.main else distributed.NullLog()
+    )
     metrics.write(
         {
             "event": "resume" if resumed else "start",
@@ -185,12 +250,19 @@ def train(
         f"{trainer.describe()}, {trainer.dtype}: {plan.model_config.num_params():,} parameters, "
         f"{tokens_per_step:,} tokens/step, {'resuming at' if resumed else 'starting from'} step {start}"
     )
-    initial_val_loss = None
-    if resumed is None and cfg.max_steps > 0:  # nanoGPT's step-0 evaluation: the untrained baseline
-        initial_val_loss = trainer.evaluate(val_batches)
+    initial_val_loss, eval_seconds, save_seconds = None, 0.0, 0.0
+    # nanoGPT's step-0 evaluation: the untrained baseline (rank 0 alone evaluates)
+    if resumed is None and cfg.max_steps > 0 and world.main:
+        t_eval = time.perf_counter()
+        budget = None if max_seconds is None else EVAL_SHARE * max_seconds
+        initial_val_loss, used = evaluate(trainer, val_batches, progress, budget)
+        eval_seconds = time.perf_counter() - t_eval
+        if used < len(val_batches):
+            log(f"evaluating on {used} of {len(val_batches)} batches, to fit --max-seconds {max_seconds:g}")
+            val_batches = val_batches[:used]
         metrics.write({"step": 0, "val_loss": initial_val_loss, "elapsed": 0.0})
         log(f"step 0: val loss {initial_val_loss:.4f} (untrained)")
-    bar = tqdm(total=cfg.max_steps, initial=start, unit="step", desc=trainer.writer, disable=not progress)
+    bar = progress_bar(total=cfg.max_steps, initial=start, unit="step", desc=trainer.writer, enabled=progress)
     stopped = "max_steps"
     t_start = t_last = time.perf_counter()
     try:
@@ -203,6 +275,7 @@ def train(
             if state.step + 1 < cfg.max_steps:  # the host draws the next batch while the device works
                 batch, after = next_batch(), sampler.state_dict()
             loss, norm = trainer.result(handle)  # the one wait for the device per step
+            world.beat()  # a step completed: the watchdog's sign that every process is alive
             now = time.perf_counter()
             step = state.step + 1
             if not finite(loss, norm):
@@ -234,26 +307,37 @@ def train(
             )
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}", refresh=False)
             bar.update()
-            out_of_time = max_seconds is not None and now - t_start >= max_seconds
+            # stop when the next step would leave no time for the final evaluation and save
+            step_seconds = now - t_last
+            needed = step_seconds + eval_seconds + save_seconds
+            # ranks decide together: their clocks differ, and one stopping alone would leave the rest waiting
+            out_of_time = max_seconds is not None and world.any(now - t_begin + needed >= max_seconds)
             paused = out_of_time or step == stop_at
             last_step = step == cfg.max_steps or paused
             report = Progress(step, loss, lr, norm, tok_s)
-            if step % cfg.eval_interval == 0 or last_step:
-                state.val_loss = report.val_loss = trainer.evaluate(val_batches)
+            if world.main and (step % cfg.eval_interval == 0 or last_step):
+                t_eval = time.perf_counter()
+                state.val_loss, _ = evaluate(trainer, val_batches, progress)
+                report.val_loss, eval_seconds = state.val_loss, time.perf_counter() - t_eval
                 if state.best_val_loss is None or state.val_loss < state.best_val_loss:
                     state.best_val_loss = state.val_loss
                 metrics.write(
                     {"step": step, "val_loss": state.val_loss, "elapsed": round(state.elapsed_seconds, 4)}
                 )
                 log(f"step {step}: train loss {loss:.4f}, val loss {state.val_loss:.4f}")
-            if step % cfg.ckpt_interval == 0 or last_step:
+            if world.main and (step % cfg.ckpt_interval == 0 or last_step):
+                t_save = time.perf_counter()
+                check_weights(trainer, step, plan, saved_step)
                 trainer.save(plan.ckpt_dir, state, plan.tokenizer)
-                saved_step = step
+                saved_step, save_seconds = step, time.perf_counter() - t_save
             if callback is not None:
                 callback(report)
             if paused:
                 stopped = "max_seconds" if out_of_time else "stop_at"
-                log(f"stopping at step {step} after {now - t_start:.1f}s ({stopped}); --resume continues")
+                log(
+                    f"stopping at step {step} after {time.perf_counter() - t_begin:.1f}s ({stopped}); "
+                    "--resume continues"
+                )
                 break
             t_last = time.perf_counter()  # evaluation and saving do not count against tokens/sec
     finally:
@@ -277,3 +361,19 @@ def train(
         "ckpt": str(plan.ckpt_dir),
         "metrics": str(plan.metrics_path),
     }
+
+
+def check_weights(trainer: Trainer, step: int, plan: RunPlan, saved_step: int | None) -> None:
+    """Refuse to save weights a diverging update has thrown off: a checkpoint is kept only while good."""
+    largest = trainer.max_abs_weight()
+    if finite(largest) and largest <= MAX_SANE_WEIGHT:
+        return
+    kept = (
+        f"the last good checkpoint, {plan.ckpt_dir} (step {saved_step}), is kept"
+        if saved_step is not None
+        else "no checkpoint had been written yet"
+    )
+    raise TrainingDiverged(
+        f"training diverged by step {step}: the largest weight is {largest:.3g} (sane weights stay below "
+        f"{MAX_SANE_WEIGHT:g}); this step was not saved and {kept}; resume with a lower --lr"
+    )

@@ -37,11 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from jai import weights
 from jai.atomic import atomic_directory
 from jai.config import ConfigError, GPTConfig
+from jai.errors import RunFailed
 from jai.train_config import TrainConfig
 from jai.weights import CheckpointError
 
@@ -244,15 +246,30 @@ def write_training_checkpoint(
     wrong = sorted(set(moment_shapes(cfg)) ^ set(tensors))  # missing or unexpected
     if wrong:
         raise CheckpointError(f"{ckpt_dir}: the moments do not match the model: {wrong[0]!r}")
-    with atomic_directory(ckpt_dir) as tmp:
-        # The model part is what jai.weights.save_checkpoint writes, here inside the same atomic directory.
-        weights.write_model_files(tmp, cfg, writer, save_weights, tokenizer)
-        state_dir = tmp / STATE_DIR
-        state_dir.mkdir()
-        save_file(tensors, state_dir / OPTIMIZER_FILE, metadata={"format": "np", "jai": FORMAT})
-        text = json.dumps(state.to_json(), indent=2, allow_nan=False) + "\n"
-        (state_dir / STATE_FILE).write_text(text, encoding="utf-8")
+    try:
+        with atomic_directory(ckpt_dir) as tmp:
+            # The model part is what jai.weights.save_checkpoint writes, in the same atomic directory.
+            weights.write_model_files(tmp, cfg, writer, save_weights, tokenizer)
+            state_dir = tmp / STATE_DIR
+            state_dir.mkdir()
+            save_file(tensors, state_dir / OPTIMIZER_FILE, metadata={"format": "np", "jai": FORMAT})
+            text = json.dumps(state.to_json(), indent=2, allow_nan=False) + "\n"
+            (state_dir / STATE_FILE).write_text(text, encoding="utf-8")
+    except (OSError, SafetensorError) as e:  # a full disk, a folder made read-only: not a bug
+        kept = (
+            f"the previous checkpoint in {ckpt_dir} is intact"
+            if ckpt_dir.exists()
+            else "no earlier checkpoint existed"
+        )
+        raise CheckpointWriteError(
+            f"{ckpt_dir}: could not write the checkpoint of step {state.step} "
+            f"({getattr(e, 'strerror', None) or e}); {kept}"
+        ) from None
     return ckpt_dir
+
+
+class CheckpointWriteError(RunFailed):
+    """The file system refused a checkpoint (full disk, no permission); the previous one is intact."""
 
 
 def _differences(a: Any, b: Any) -> str:

@@ -240,3 +240,8 @@ def write_model_files(
     (folder / CONFIG_FILE).write_text(text, encoding="utf-8")
     if tokenizer is not None:
         shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
+        # tokenizer_config.json, special_tokens_map.json, generation_config.json: what transformers,
+        # mlx-lm and llama.cpp's converter need to find the specials, the stops and the prompt format.
+        from jai.hf_files import write_hf_files
+
+        write_hf_files(folder, cfg, tokenizer)  # the source's name in any error, not the temporary copy's

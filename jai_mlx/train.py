@@ -7,6 +7,7 @@ shared training-state format (jai/train_state.py).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from jai import train_state, weights
 from jai.run_plan import RunPlan
 from jai.train_state import MOMENTS, TrainState
-from jai_mlx import checkpoint
+from jai_mlx import checkpoint, distributed
 from jai_mlx import device as devices
 from jai_mlx.model import GPT
 from jai_mlx.optim import make_evaluate, make_optimizer, make_train_step, set_learning_rate
@@ -46,6 +47,7 @@ class Trainer:
     def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:
         cfg = plan.train_config
         self.model = build_model(plan, cfg.seed)
+        distributed.share_weights(self.model)  # every process starts from rank 0's weights
         self.optimizer = make_optimizer(self.model, cfg)
         restored = True
         if resumed is not None:
@@ -87,6 +89,10 @@ class Trainer:
             moments,
             tokenizer,
         )
+
+    def max_abs_weight(self) -> float:
+        largest = mx.max(mx.stack([mx.abs(p).max() for _, p in tree_flatten(self.model.parameters())]))
+        return largest.item() if mx.all(mx.isfinite(largest)).item() else math.inf
 
 
 def build_model(plan: RunPlan, seed: int) -> GPT:

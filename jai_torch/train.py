@@ -8,6 +8,7 @@ shared training-state format (jai/train_state.py).
 from __future__ import annotations
 
 import base64
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from safetensors.torch import save_file
 from jai import train_state, weights
 from jai.run_plan import RunPlan
 from jai.train_state import MOMENTS, TrainState
-from jai_torch import checkpoint
+from jai_torch import checkpoint, distributed
 from jai_torch import device as devices
 from jai_torch.model import GPT
 from jai_torch.optim import make_evaluate, make_optimizer, make_train_step, set_learning_rate
@@ -45,6 +46,7 @@ class Trainer:
     def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:
         cfg = plan.train_config
         self.model = build_model(plan, cfg.seed, self.dev)
+        distributed.share_weights(self.model)  # every process starts from rank 0's weights
         self.optimizer = make_optimizer(self.model, cfg)
         restored = True
         if resumed is not None:
@@ -86,6 +88,10 @@ class Trainer:
             moments,
             tokenizer,
         )
+
+    def max_abs_weight(self) -> float:
+        largest = torch.stack([p.detach().abs().max() for p in self.model.parameters()]).max()
+        return largest.item() if torch.isfinite(largest).item() else math.inf
 
 
 def build_model(plan: RunPlan, seed: int, dev: torch.device) -> GPT:

@@ -68,10 +68,15 @@ def test_nanogpt_round_trip_through_the_cli(tmp_path, capsys):
     save_ckpt(tmp_path / "ckpt.pt", nanogpt_state(TINY, seed=4), model_args(TINY))
     assert cli.main(["from-nanogpt", str(tmp_path / "ckpt.pt"), str(tmp_path / "jai")]) == 0
     err = capsys.readouterr().err
-    warning = [line for line in err.splitlines() if "warning" in line]
-    assert len(warning) == 1 and warning[0].startswith("jai convert: warning:") and "GELU" in warning[0]
+    assert "warning" not in err  # nanoGPT's exact GELU is kept
+    assert "jai convert: note:" in err and "jai sample and jai serve will refuse it" in err
 
     assert cli.main(["to-nanogpt", str(tmp_path / "jai"), str(tmp_path / "out" / "ckpt.pt")]) == 0
+    assert "warning" not in capsys.readouterr().err  # an exact-GELU model goes back without one
+    ckpt = torch_ckpt.save_model(torch_model.GPT(TINY), tmp_path / "tanh")
+    assert cli.main(["to-nanogpt", str(ckpt), str(tmp_path / "tanh.pt")]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and warning[0].startswith("jai convert: warning:") and "GELU" in warning[0]
     back = torch.load(tmp_path / "out" / "ckpt.pt", weights_only=True)
     assert torch.equal(
         back["model"]["transformer.h.0.attn.c_attn.weight"],

@@ -15,10 +15,11 @@ from safetensors.torch import load_file as torch_load_st
 from safetensors.torch import save_file as torch_save_st
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from jai import weights
+from jai import hf_files, weights
 from jai.config import ConfigError
 from jai.convert import ConversionError
 from jai.convert import hf as chf
+from jai.tokenizer import Tokenizer
 from jai.weights import CheckpointError
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_torch import checkpoint as torch_ckpt
@@ -252,15 +253,27 @@ def test_written_file_reads_everywhere(tmp_path):
     assert weights.read_header(path) == {"a": ("F32", (2, 3)), "b": ("BF16", (3,)), "c": ("F16", (1,))}
 
 
-def test_tokenizer_is_copied(tmp_path):
+def small_tokenizer(path: Path, extra: str = "") -> Path:
+    lines = ["We are hiring a backend engineer in Seoul.", "백엔드 개발자를 모집합니다." + extra] * 3
+    Tokenizer.train(lines, vocab_size=300, min_frequency=1, show_progress=False).save(path)
+    return path
+
+
+def test_tokenizer_is_copied_with_its_hugging_face_files(tmp_path):
     model = hf_model(SHAPES[0])
     model.save_pretrained(tmp_path / "hf")
-    (tmp_path / "hf" / "tokenizer.json").write_text('{"model": "ours"}')
+    ours = small_tokenizer(tmp_path / "hf" / "tokenizer.json").read_text()
     chf.import_hf(tmp_path / "hf", tmp_path / "jai")
-    assert (tmp_path / "jai" / "tokenizer.json").read_text() == '{"model": "ours"}'
-    (tmp_path / "other.json").write_text('{"model": "other"}')
+    assert (tmp_path / "jai" / "tokenizer.json").read_text() == ours
+    assert set(hf_files.FILES) <= {p.name for p in (tmp_path / "jai").iterdir()}
+    other = small_tokenizer(tmp_path / "other.json", extra=" Python").read_text()
+    assert other != ours
     chf.import_hf(tmp_path / "hf", tmp_path / "jai", tokenizer=tmp_path / "other.json", overwrite=True)
-    assert (tmp_path / "jai" / "tokenizer.json").read_text() == '{"model": "other"}'
+    assert (tmp_path / "jai" / "tokenizer.json").read_text() == other
+    (tmp_path / "bad.json").write_text('{"model": "ours"}')
+    with pytest.raises(CheckpointError, match=r"bad\.json: not a valid tokenizer\.json"):
+        chf.import_hf(tmp_path / "hf", tmp_path / "jai", tokenizer=tmp_path / "bad.json", overwrite=True)
+    assert (tmp_path / "jai" / "tokenizer.json").read_text() == other  # the old checkpoint is untouched
 
 
 # ------------------------------------------------------------------------------------------- refusals
