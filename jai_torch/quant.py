@@ -87,12 +87,12 @@ def load_model(
     """A GPT with a quantized checkpoint's weights; `dtype` sets the float parts (scales, biases, norms)."""
     cfg, spec, _ = quant.inspect_quantized(ckpt_dir)
     model = quantize_layers(GPT(cfg), spec)
+    packed = {layer + ".weight" for layer in quant.quantized_layers(cfg)}
     state = {}
     for name, t in load_file(Path(ckpt_dir) / WEIGHTS_FILE).items():
         name = quant.jai_name(name)
-        layer = name.removesuffix(".weight")
-        if name.endswith(".weight") and layer in quant.quantized_layers(cfg):
-            name, t = layer + ".codes", unpack(t, spec)
+        if name in packed:
+            name, t = name.removesuffix(".weight") + ".codes", unpack(t, spec)
         state[name] = t
     model.load_state_dict(state, strict=True)
     float_dtype = dtype or state["ln_f.weight"].dtype

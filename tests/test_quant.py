@@ -213,6 +213,17 @@ def test_jai_sample_runs_a_quantized_checkpoint(capsys, quantized):
     assert outs["torch"] == outs["mlx"] and len(outs["mlx"].strip()) > 0
 
 
+def test_jai_serve_loads_a_quantized_checkpoint_in_both_twins(quantized, trained):
+    from jai.serve import load_generate_fn
+
+    cfg = SamplingConfig(temperature=0.0, max_new_tokens=10)
+    prompt = trained[1][:8].tolist()
+    outs = [
+        load_generate_fn(quantized[(8, 64)], backend, "cpu")[0](prompt, cfg) for backend in ("mlx", "torch")
+    ]
+    assert outs[0] == outs[1] and len(outs[0]) == 10
+
+
 # --- the command and its errors -----------------------------------------------------------------------
 
 
