@@ -19,10 +19,10 @@ from typing import Any
 
 from jai.devices import BACKENDS, default_backend
 from jai.errors import InputError
+from jai.recovery import resolve_checkpoint
 from jai.sampling import SamplingConfig, SamplingError, crop_left
 from jai.serve import default_stop_ids, load_twin
-from jai.train_state import CKPT_DIR
-from jai.weights import CONFIG_FILE, TOKENIZER_FILE, CheckpointError, inspect_checkpoint
+from jai.weights import TOKENIZER_FILE, CheckpointError
 
 EPILOG = """\
 examples:
@@ -142,17 +142,6 @@ def checkpoint_arg(args: argparse.Namespace) -> str:
     if args.ckpt_pos and args.ckpt and Path(args.ckpt_pos) != Path(args.ckpt):
         raise UsageError(f"two checkpoints given: {args.ckpt_pos} and --ckpt {args.ckpt}; give one")
     return args.ckpt or args.ckpt_pos or "out/run"
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint dir itself, or `<path>/ckpt` when `path` is a training run's out dir."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint directory (train one with `jai train`)")
-    if not (path / CONFIG_FILE).exists() and (path / CKPT_DIR / CONFIG_FILE).exists():
-        return path / CKPT_DIR
-    inspect_checkpoint(path, quantized=True)  # the precise complaint (not a dir, bad tensors...) up front
-    return path
 
 
 def load_tokenizer(ckpt: Path, path: str | None = None) -> Any:

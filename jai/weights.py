@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import struct
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -174,7 +175,21 @@ def check_tensors(found: dict[str, tuple[str, tuple[int, ...]]], cfg: GPTConfig,
     return dtypes.pop()
 
 
-def read_config(ckpt_dir: str | os.PathLike) -> GPTConfig:
+def recover_if_missing(ckpt_dir: str | os.PathLike) -> None:
+    """A checkpoint whose save was interrupted between its two renames is missing until restored: restore
+    it, as `jai train --resume` does (jai/recovery.py), and say so on stderr."""
+    if Path(ckpt_dir).exists():
+        return
+    from jai.recovery import recover_checkpoint  # recovery reads checkpoints through this module
+
+    note = recover_checkpoint(ckpt_dir)
+    if note:
+        print(note, file=sys.stderr)
+
+
+def read_config(ckpt_dir: str | os.PathLike, recover: bool = True) -> GPTConfig:
+    if recover:
+        recover_if_missing(ckpt_dir)
     path = Path(ckpt_dir) / CONFIG_FILE
     try:
         hf = json.loads(path.read_text(encoding="utf-8"))
@@ -188,13 +203,17 @@ def read_config(ckpt_dir: str | os.PathLike) -> GPTConfig:
         raise CheckpointError(str(e)) from None
 
 
-def inspect_checkpoint(ckpt_dir: str | os.PathLike, quantized: bool = False) -> tuple[GPTConfig, str]:
+def inspect_checkpoint(
+    ckpt_dir: str | os.PathLike, quantized: bool = False, recover: bool = True
+) -> tuple[GPTConfig, str]:
     """Validate a checkpoint directory end to end; return its config and (float) dtype.
 
     A quantized checkpoint (`jai quantize`, jai/quant.py) passes only when the caller can run one
     (`quantized`): training and converting need the float weights.
     """
     ckpt_dir = Path(ckpt_dir)
+    if recover:
+        recover_if_missing(ckpt_dir)
     if not ckpt_dir.is_dir():
         raise CheckpointError(f"{ckpt_dir}: not a directory")
     from jai import quant  # jai.quant builds on this module
