@@ -1,25 +1,26 @@
 """Dynamic batching: requests from many threads, decoded together by one worker thread.
 
-    engine = BatchEngine(model, max_batch=8, max_waiting=64)   # model: either twin's, from jai.twins
-    req = engine.submit(prompt_ids, SamplingConfig(...), on_token=callback)   # any thread; returns at once
-    req.cancel()                      # queued or running: gone within one decode step
+    engine = BatchEngine(model, max_batch=8, max_waiting=64)   # model: either twin's (jai.twins.load_twin)
+    req = engine.submit(ids, SamplingConfig(...), on_token=f, on_done=g)   # any thread; returns at once
+    req.cancel()  # or engine.cancel(req): queued or running, it is gone within one decode step
     req.result(timeout=None)          # block until done: the new token ids (stop id excluded)
-    engine.stats()                    # EngineStats: running, waiting, max_batch, max_waiting, counters
-    engine.close(timeout=5.0)         # refuse new work; finish or cancel the rest; stop the thread
+    engine.stats()                    # {"running", "waiting", "max_batch", "max_waiting", counters...}
+    engine.close(timeout=0.0)         # refuse new work; let the rest finish for `timeout` s, cancel the rest
 
 The worker runs jai/decode.py's `Batch`: between two decode steps it drops cancelled requests and lets
 waiting ones join (they are prefilled in that step); every running request then decodes in one batched
 forward pass, each row at its own position. A request's greedy tokens are the same alone or in a batch
 (the tests check it in both twins), and a seeded request draws from its own random stream.
 
-`on_token(event)` is called from the worker thread, once per new token (`TokenEvent(token=id)`), then
-once more with the final event (`token=None`, `finish_reason` set, `error` for "error"):
+Callbacks are called from the worker thread: `on_token(token_id)` once per new token (never for a stop
+id), then `on_done(error)` exactly once, with None unless the model raised. By then `req.finish_reason`
+says why it ended:
 
-    finish_reason   "stop" (a stop id, not emitted), "length" (max_new_tokens), "cancelled" (req.cancel()
-                    or close), "error" (the model raised: `error` holds the exception)
+    "stop" (a stop id, not emitted), "length" (max_new_tokens), "cancelled" (cancel() or close()),
+    "error" (the model raised; `req.error` holds the exception, and on_done gets it)
 
-Callbacks must be quick and must not block (e.g. `loop.call_soon_threadsafe(queue.put_nowait, event)`
-for asyncio); an exception in one is swallowed so the other requests go on.
+Callbacks must be quick and must not block (e.g. `loop.call_soon_threadsafe(queue.put_nowait, token)`
+for asyncio); an exception in one is logged and swallowed so the other requests go on.
 
 `submit` checks the prompt (SamplingError: empty, out of the vocabulary) in the caller's thread, raises
 `QueueFull` when `max_waiting` requests already wait (an HTTP server answers 429), and `EngineClosed`
@@ -34,13 +35,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from jai.decode import Batch, backend_for
 from jai.sampling import SamplingConfig, check_prompts
 
 log = logging.getLogger(__name__)
+
+OnToken = Callable[[int], None] | None
+OnDone = Callable[[BaseException | None], None] | None
 
 
 class QueueFull(Exception):
@@ -51,34 +54,17 @@ class EngineClosed(Exception):
     """The engine is closing or closed and takes no new requests (HTTP 503)."""
 
 
-@dataclass(frozen=True)
-class TokenEvent:
-    """One new token (`token`), or the end of a request (`token` None, `finish_reason` set)."""
-
-    token: int | None
-    finish_reason: str | None = None
-    error: BaseException | None = None
-
-
-@dataclass(frozen=True)
-class EngineStats:
-    running: int  # requests decoding now
-    waiting: int  # requests queued for a place in the batch
-    max_batch: int
-    max_waiting: int
-    submitted: int  # counters since the engine started
-    finished: int  # ended by "stop" or "length"
-    cancelled: int
-    failed: int
-    tokens: int  # tokens generated (stop ids not counted)
-    steps: int  # decode steps run
-
-
 class Request:
     """A submitted generation. Read `tokens`, `finish_reason` once `done()`; or `result()`."""
 
     def __init__(
-        self, rid: int, prompt: list[int], cfg: SamplingConfig, on_token: Callable | None, engine: BatchEngine
+        self,
+        rid: int,
+        prompt: list[int],
+        cfg: SamplingConfig,
+        on_token: OnToken,
+        on_done: OnDone,
+        engine: Any,
     ) -> None:
         self.id = rid
         self.prompt = prompt
@@ -88,7 +74,7 @@ class Request:
         self.error: BaseException | None = None
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None  # when it joined the batch
-        self._on_token = on_token
+        self._on_token, self._on_done = on_token, on_done
         self._engine = engine
         self._done = threading.Event()
         self._cancelled = False
@@ -112,24 +98,31 @@ class Request:
             raise self.error
         return list(self.tokens)
 
-    def _emit(self, event: TokenEvent) -> None:
-        if event.token is not None:
-            self.tokens.append(event.token)
-        else:
-            self.finish_reason, self.error = event.finish_reason, event.error
+    def _token(self, token: int) -> None:
+        self.tokens.append(token)
         if self._on_token is not None:
-            try:
-                self._on_token(event)
-            except Exception:  # one broken callback must not stop everyone else's generation
-                log.exception("on_token callback of request %d raised", self.id)
-        if event.token is None:
-            self._done.set()
+            _call(self._on_token, token)
+
+    def _end(self, reason: str, error: BaseException | None) -> None:
+        self.finish_reason, self.error = reason, error
+        if self._on_done is not None:
+            _call(self._on_done, error)
+        self._done.set()
+
+
+def _call(callback: Callable, arg: Any) -> None:
+    try:
+        callback(arg)
+    except Exception:  # one broken callback must not stop everyone else's generation
+        log.exception("a request's callback raised")
 
 
 class BatchEngine:
     """Decodes every running request together in one worker thread; see the module docstring."""
 
     def __init__(self, model: Any, max_batch: int = 8, max_waiting: int = 64, cache: bool = True) -> None:
+        """`model`: either twin's model (or a jai.decode Backend); `max_batch` requests decode at once,
+        up to `max_waiting` more wait for a place; `cache=False` recomputes every window (for tests)."""
         if not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
         if not isinstance(max_waiting, int) or max_waiting < 0:
@@ -152,9 +145,10 @@ class BatchEngine:
     # --- any thread ---------------------------------------------------------------------------------
 
     def submit(
-        self, prompt: Sequence[int], cfg: SamplingConfig, on_token: Callable[[TokenEvent], None] | None = None
+        self, prompt: Sequence[int], cfg: SamplingConfig, on_token: OnToken = None, on_done: OnDone = None
     ) -> Request:
-        """Queue a generation; returns at once. Raises SamplingError, QueueFull or EngineClosed."""
+        """Queue a generation; returns at once. Raises SamplingError (a bad prompt: empty, or an id outside
+        the vocabulary), QueueFull or EngineClosed."""
         (ids,) = check_prompts([prompt], self.vocab_size)
         with self._lock:
             if self._closing:
@@ -164,29 +158,36 @@ class BatchEngine:
                     f"{len(self._waiting)} requests already wait for a place in the batch "
                     f"(max_batch={self.max_batch}, max_waiting={self.max_waiting})"
                 )
-            request = Request(next(self._ids), ids, cfg, on_token, self)
+            request = Request(next(self._ids), ids, cfg, on_token, on_done, self)
             self._waiting.append(request)
             self._counts["submitted"] += 1
             self._lock.notify()
         return request
 
-    def stats(self) -> EngineStats:
+    def stats(self) -> dict[str, int]:
+        """running: requests decoding now; waiting: queued for a place; the limits; and counters since the
+        start: submitted, finished ("stop"/"length"), cancelled, failed, tokens (stop ids not counted),
+        steps (decode steps run)."""
         with self._lock:
-            return EngineStats(
-                running=len(self._running),
-                waiting=len(self._waiting),
-                max_batch=self.max_batch,
-                max_waiting=self.max_waiting,
+            return {
+                "running": len(self._running),
+                "waiting": len(self._waiting),
+                "max_batch": self.max_batch,
+                "max_waiting": self.max_waiting,
                 **self._counts,
-            )
+            }
 
     def generate(self, prompt: Sequence[int], cfg: SamplingConfig, timeout: float | None = None) -> list[int]:
         """Submit and wait: the new token ids (a convenience for callers without their own thread)."""
         return self.submit(prompt, cfg).result(timeout)
 
-    def close(self, timeout: float | None = None) -> None:
-        """Take no new requests; let queued and running ones finish for up to `timeout` seconds (None:
-        as long as they take), then cancel what is left and stop the worker thread."""
+    def cancel(self, request: Request) -> None:
+        """Stop `request` (see Request.cancel)."""
+        self._cancel(request)
+
+    def close(self, timeout: float | None = 0.0) -> None:
+        """Take no new requests; let queued and running ones finish for up to `timeout` seconds (0: cancel
+        them at once; None: as long as they take), then cancel what is left and stop the worker thread."""
         with self._lock:
             self._closing = True
             self._lock.notify()
@@ -252,7 +253,7 @@ class BatchEngine:
             request = row.owner
             if token is not None:
                 self._counts["tokens"] += 1
-                request._emit(TokenEvent(token))
+                request._token(token)
             if row.finish_reason:
                 self._finish(request, row.finish_reason)
 
@@ -267,4 +268,4 @@ class BatchEngine:
         self._counts[
             {"stop": "finished", "length": "finished", "cancelled": "cancelled", "error": "failed"}[reason]
         ] += 1
-        request._emit(TokenEvent(None, reason, error))
+        request._end(reason, error)

@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from jai.batching import BatchEngine, EngineClosed, QueueFull, TokenEvent
+from jai.batching import BatchEngine, EngineClosed, QueueFull
 from jai.config import GPTConfig
 from jai.decode import generate_tokens
 from jai.sampling import SamplingConfig, SamplingError
@@ -79,38 +79,42 @@ def test_requests_joining_mid_way_and_waiting_for_a_place_get_their_own_tokens(m
     rest = [eng.submit(p, GREEDY) for p in PROMPTS[1:]]
     assert [first.result(WAIT)] + [r.result(WAIT) for r in rest] == want
     stats = eng.stats()
-    assert (stats.running, stats.waiting, stats.submitted, stats.finished) == (0, 0, 5, 5)
-    assert stats.tokens == sum(len(w) for w in want)
+    assert [stats[k] for k in ("running", "waiting", "submitted", "finished")] == [0, 0, 5, 5]
+    assert stats["tokens"] == sum(len(w) for w in want)
 
 
-def test_events_stream_each_token_then_the_finish_reason(model, engine):
+def test_callbacks_get_each_token_then_the_end(model, engine):
     full = alone(model, PROMPTS[1])
     stop = full[5]
-    events: list[TokenEvent] = []
-    request = engine().submit(PROMPTS[1], GREEDY.replace(stop_ids=(stop,)), on_token=events.append)
+    events: list = []
+    request = engine().submit(
+        PROMPTS[1],
+        GREEDY.replace(stop_ids=(stop,)),
+        on_token=events.append,
+        on_done=lambda e: events.append(e),
+    )
     tokens = request.result(WAIT)
     assert tokens == full[: full.index(stop)]
-    assert [e.token for e in events[:-1]] == tokens
-    assert events[-1] == TokenEvent(None, "stop") and request.finish_reason == "stop"
+    assert events == [*tokens, None] and request.finish_reason == "stop"
 
 
 def test_cancel_a_running_request_frees_its_place(model, engine):
     eng = engine(max_batch=1, max_waiting=4)
     got_tokens = threading.Event()
-    events: list[TokenEvent] = []
+    events: list = []
 
-    def on_token(event):
-        events.append(event)
+    def on_token(token):
+        events.append(token)
         if len(events) == 3:
             got_tokens.set()
 
-    running = eng.submit(PROMPTS[0], FOREVER, on_token=on_token)
+    running = eng.submit(PROMPTS[0], FOREVER, on_token=on_token, on_done=lambda e: events.append(("done", e)))
     queued = eng.submit(PROMPTS[1], GREEDY)  # waits for the one place
     assert got_tokens.wait(WAIT)
-    assert eng.stats().waiting == 1
+    assert eng.stats()["waiting"] == 1
     running.cancel()
     assert running.wait(WAIT) and running.finish_reason == "cancelled"
-    assert events[-1] == TokenEvent(None, "cancelled") and len(running.tokens) >= 3
+    assert events[-1] == ("done", None) and len(running.tokens) >= 3
     assert queued.result(WAIT) == alone(model, PROMPTS[1])  # it got the place
 
 
@@ -120,12 +124,12 @@ def test_cancel_a_queued_request_means_it_never_runs(engine):
     running = eng.submit(PROMPTS[0], FOREVER, on_token=lambda e: started.set())
     assert started.wait(WAIT)
     queued = eng.submit(PROMPTS[1], GREEDY)
-    queued.cancel()
-    assert eng.stats().waiting == 0  # out of the queue at once
+    eng.cancel(queued)
+    assert eng.stats()["waiting"] == 0  # out of the queue at once
     assert queued.wait(WAIT) and queued.finish_reason == "cancelled" and queued.tokens == []
     running.cancel()
     assert running.wait(WAIT)
-    assert eng.stats().cancelled == 2
+    assert eng.stats()["cancelled"] == 2
 
 
 def test_a_full_queue_is_refused_and_a_bad_prompt_is_named(model, engine):
@@ -141,23 +145,25 @@ def test_a_full_queue_is_refused_and_a_bad_prompt_is_named(model, engine):
 
 def test_close_cancels_what_is_left_and_refuses_new_work(engine):
     eng = engine(max_batch=1, max_waiting=2)
-    events: list[TokenEvent] = []
+    events: list = []
     running = eng.submit(PROMPTS[0], FOREVER)
-    queued = eng.submit(PROMPTS[1], FOREVER, on_token=events.append)
+    queued = eng.submit(
+        PROMPTS[1], FOREVER, on_token=events.append, on_done=lambda e: events.append(("done", e))
+    )
     eng.close(timeout=0.2)
     assert running.done() and queued.done()
     assert (running.finish_reason, queued.finish_reason) == ("cancelled", "cancelled")
-    assert events == [TokenEvent(None, "cancelled")]
+    assert events == [("done", None)]
     with pytest.raises(EngineClosed):
         eng.submit(PROMPTS[0], GREEDY)
 
 
 def test_a_callback_that_raises_does_not_stop_the_others(model, engine):
-    def broken(event):
+    def broken(arg):
         raise RuntimeError("client bug")
 
     eng = engine(max_batch=4)
-    bad = eng.submit(PROMPTS[0], GREEDY, on_token=broken)
+    bad = eng.submit(PROMPTS[0], GREEDY, on_token=broken, on_done=broken)
     good = eng.submit(PROMPTS[3], GREEDY)
     assert good.result(WAIT) == alone(model, PROMPTS[3])
     assert bad.result(WAIT) == alone(model, PROMPTS[0])
