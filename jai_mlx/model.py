@@ -105,7 +105,11 @@ class CausalSelfAttention(nn.Module):
 
     def __call__(self, x: mx.array, cache: KVCache | None = None, mask: mx.array | None = None) -> mx.array:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).reshape(B, T, 3, self.n_head, C // self.n_head).transpose(2, 0, 3, 1, 4)
+        # Split, then one head view each, as the PyTorch twin does (there it saves a copy in backward).
+        q, k, v = (
+            t.reshape(B, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
+            for t in mx.split(self.c_attn(x), 3, 2)
+        )
         if cache is None:
             y = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask="causal")
         else:  # `mask` comes from `attention_mask`, made once per forward pass for every layer

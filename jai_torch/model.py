@@ -105,7 +105,12 @@ class CausalSelfAttention(nn.Module):
         self, x: torch.Tensor, cache: KVCache | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        # Split, then one head view each: backward writes the three gradients straight into one [B, T, 3C]
+        # buffer. One view + permute of all three made it stack them and copy the stack back (an extra
+        # copy of the qkv gradient in every layer, every step).
+        q, k, v = (
+            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in self.c_attn(x).split(C, 2)
+        )
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:  # `mask` comes from `attention_mask`, made once per forward pass for every layer
