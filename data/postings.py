@@ -351,13 +351,16 @@ def json_files(path: Path) -> list[Path]:
 
 
 def load_postings(
-    paths: str | Path | Sequence[str | Path], report: LoadReport | None = None
+    paths: str | Path | Sequence[str | Path],
+    report: LoadReport | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[list[Posting], LoadReport]:
     """Read postings from files and/or directories of .json files, any supported schema.
 
     Returns the usable postings in file order and a LoadReport. Records with an id already seen (the
     same NYC job posted internally and externally) are skipped as duplicates: the first one wins.
-    Raises PostingsError for unreadable input and when not a single record is usable.
+    Raises PostingsError for unreadable input and when not a single record is usable. `log`, when
+    given, gets one line per file read (progress for big inputs).
     """
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     if not paths:
@@ -382,6 +385,8 @@ def load_postings(
             seen.add(posting.id)
             postings.append(posting)
             report.repaired += reader.repaired
+        if log is not None:
+            log(f"read {path}: {len(records)} records, {len(postings)} usable postings so far")
     report.used = len(postings)
     if not postings:
         raise PostingsError(f"no usable posting in {', '.join(map(str, paths))}\n{report.summary()}")

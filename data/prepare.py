@@ -1,13 +1,17 @@
 """Prepare a training set: postings JSON -> Q&A samples -> tokenizer -> train.bin / val.bin / meta.json.
 
-    python -m jai.data.prepare                                   # the bundled sample, into out/data
-    python -m jai.data.prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
+    jai prepare                                                  # the bundled sample, into out/data
+    jai prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
     jai prepare --help
 
 The split into train and val is made BY POSTING, before any sample exists: the several questions
 asked about one posting all land on the same side, so validation loss measures postings the model
 has never read, not new questions about familiar ones. The tokenizer is trained on the train split
 only, for the same reason.
+
+Every sample is made to fit the model's context whole (`--context`, the default model's 256 tokens):
+its document is shortened around what the answer quotes (data/fit.py), and meta.json records how many
+samples fit and how many were shortened.
 """
 
 from __future__ import annotations
@@ -16,18 +20,23 @@ import argparse
 import hashlib
 import random
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from jai.atomic import write_json_atomic
+from jai.config import GPTConfig
+from jai.data.fit import FitReport, fit_samples
 from jai.data.postings import Posting, load_postings
 from jai.data.qa import KINDS, make_samples
-from jai.dataset import DatasetError, check_vocab, write_bins
+from jai.dataset import META_FILE, DatasetError, check_vocab, write_bins
 from jai.errors import JaiError
 from jai.tokenizer import DEFAULT_VOCAB_SIZE, Tokenizer
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parent / "jobs" / "postings.json"
 TOKENIZER_FILE = "tokenizer.json"
+DEFAULT_CONTEXT = GPTConfig().block_size  # the default model's context: samples are fitted to it
 
 
 def _text_key(p: Posting) -> str:
@@ -63,42 +72,59 @@ def prepare(
     min_frequency: int = 2,
     tokenizer: str | Path | None = None,
     batch_size: int = 256,
+    context: int = DEFAULT_CONTEXT,
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the whole pipeline; returns the meta.json dict. `tokenizer` reuses a tokenizer.json.
+    """Run the whole pipeline; returns the meta.json dict. `tokenizer` reuses a tokenizer.json;
+    every sample is fitted to `context` tokens (see data/fit.py).
 
-    `show_progress=None` shows the tokenizer trainer's progress bar only on a terminal (in a log file
-    it would print a line per refresh).
+    `show_progress=None` shows progress bars only on a terminal (in a log file they would print a line
+    per refresh); each stage also logs a line when it is done, with the time so far.
     """
     out_dir = Path(out_dir)
+    if context < 16:
+        raise ValueError(f"context must be at least 16 tokens, got {context}")
+    started = time.perf_counter()
+
+    def stage(text: str) -> None:
+        log(f"[{time.perf_counter() - started:4.0f}s] {text}")
+
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     if tokenizer is None:
         check_vocab(vocab_size)  # fail now, not after training
 
-    postings, report = load_postings(inputs)
+    postings, report = load_postings(inputs, log=stage)
     log(report.summary())
     train, val = split_postings(postings, val_fraction, seed)
     counts = {name: sum(1 for _ in make_samples(ps, seed)) for name, ps in (("train", train), ("val", val))}
-    log(f"split: {len(train)} train / {len(val)} val postings -> {counts['train']} / {counts['val']} samples")
+    stage(
+        f"split: {len(train)} train / {len(val)} val postings -> {counts['train']} / {counts['val']} samples"
+    )
 
     def texts(ps: list[Posting]) -> Iterator[str]:
         return (s.text for s in make_samples(ps, seed))  # regenerated on demand: never all in memory
 
     if tokenizer is not None:
         tok = Tokenizer.load(tokenizer)
-        log(f"tokenizer: reusing {tokenizer} (vocab {tok.vocab_size:,})")
+        stage(f"tokenizer: reusing {tokenizer} (vocab {tok.vocab_size:,})")
     else:
         log(f"tokenizer: training byte-level BPE, vocab {vocab_size:,}, on the train split")
         tok = Tokenizer.train(texts(train), vocab_size, min_frequency, show_progress, length=counts["train"])
+        stage(f"tokenizer: trained, vocab {tok.vocab_size:,}")
         if tok.vocab_size < vocab_size:
             log(f"  the corpus only supports {tok.vocab_size:,} tokens (asked for {vocab_size:,})")
     check_vocab(tok.vocab_size)
     tok.save(out_dir / TOKENIZER_FILE)
 
+    fits = {"train": FitReport(context), "val": FitReport(context)}
+
+    def fitted(name: str, ps: list[Posting]) -> Iterator[str]:
+        return (s.text for s in fit_samples(tok, make_samples(ps, seed), context, fits[name]))
+
     meta = write_bins(
-        {"train": texts(train), "val": texts(val)},
+        {"train": fitted("train", train), "val": fitted("val", val)},
         tok,
         out_dir,
         batch_size=batch_size,
@@ -110,12 +136,17 @@ def prepare(
             "val_fraction": val_fraction,
             "min_frequency": min_frequency,
             "question_kinds": list(KINDS),
+            "context": context,
             "sources": report.files,
             "postings": {**report.to_dict(), "train": len(train), "val": len(val)},
         },
     )
+    for name, fit in fits.items():
+        log(f"{name}: {fit.summary()}")
+    meta["fit"] = {name: fit.to_dict() for name, fit in fits.items()}
+    write_json_atomic(out_dir / META_FILE, meta)
     train_info, val_info = meta["splits"]["train"], meta["splits"]["val"]
-    log(
+    stage(
         f"wrote {out_dir}: train {train_info['tokens']:,} tokens ({train_info['samples']} samples), "
         f"val {val_info['tokens']:,} tokens ({val_info['samples']} samples), vocab {tok.vocab_size:,}"
     )
@@ -128,6 +159,7 @@ Turn job postings into a training set:
   2. split them BY POSTING into train and val (seeded),
   3. ask a few questions of each posting, answered from its own fields:
      [QUESTION] ... [/QUESTION] [DOC] posting [/DOC] [ANSWER] ... [/ANSWER],
+     each fitted to the context (the document shortened around what the answer quotes),
   4. train a byte-level BPE tokenizer on the train split (or reuse one with --tokenizer),
   5. write both splits as uint16 token files."""
 
@@ -135,12 +167,14 @@ EPILOG = """\
 outputs, in --out:
   tokenizer.json      the tokenizer (loads in transformers.PreTrainedTokenizerFast too)
   train.bin, val.bin  uint16 token ids; every sample is [BOS] ... [EOS]
-  meta.json           tokenizer sha256, vocab size, token/sample/posting counts, seed, sources
+  meta.json           tokenizer sha256, vocab size, token/sample/posting counts, seed, sources, and
+                      how many samples fit the context whole ("fit")
 
 examples:
-  python -m jai.data.prepare                       # the bundled sample, into out/data
-  python -m jai.data.prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
-  python -m jai.data.prepare more.json --tokenizer out/data/tokenizer.json --out out/more"""
+  jai prepare                                      # the bundled sample, into out/data
+  jai prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
+  jai prepare more.json --tokenizer out/data/tokenizer.json --out out/more
+  jai prepare --context 512 --out out/data512      # samples fitted to a model with a longer context"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-frequency", type=int, default=2, help="BPE: a merge needs this many occurrences (default: 2)"
     )
     p.add_argument(
+        "--context",
+        type=int,
+        default=DEFAULT_CONTEXT,
+        help="fit every sample (question + document + answer) into this many tokens, the context of the "
+        f"model to train (default: {DEFAULT_CONTEXT}, the default model's)",
+    )
+    p.add_argument(
         "--tokenizer",
         type=Path,
         default=None,
@@ -201,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             min_frequency=args.min_frequency,
             tokenizer=args.tokenizer,
+            context=args.context,
         )
     except (FileNotFoundError, ValueError) as e:  # JaiErrors go up to the `jai` dispatcher as they are
         if isinstance(e, JaiError):

@@ -190,12 +190,32 @@ QUESTIONS = {
 }
 
 
+# The fields a document opens with: every short fact an answer may state, so that an answer can always
+# be read off the document, even when the description has to be shortened to fit the context.
+HEADER_FIELDS = (
+    "title",
+    "company",
+    "location",
+    "salary",
+    "employment_type",
+    "experience_level",
+    "education_level",
+    "remote",
+    "deadline",
+)
+HEADER_CONTACTS = ("url", "email", "phone")
+
+
 def render_doc(p: Posting) -> str:
-    """The posting as the model reads it: a few labelled header lines, a blank line, the content."""
+    """The posting as the model reads it: labelled header lines (its fields), a blank line, the content."""
     labels = LABELS[p.lang]
     header = [
-        f"{labels[key]}: {value}" for key, value in _fields(p, "title", "company", "location", "salary")
+        f"{labels[key]}: {_remote(value, p.lang) if key == 'remote' else value}"
+        for key, value in _fields(p, *HEADER_FIELDS)
     ]
+    if p.skills:
+        header.append(f"{labels['skills']}: {', '.join(p.skills)}")
+    header += [f"{labels[k]}: {p.contacts[k]}" for k in HEADER_CONTACTS if k in p.contacts]
     return "\n".join(header) + "\n\n" + p.content
 
 
