@@ -1,19 +1,19 @@
-"""`jai serve`: its flags, and the app it builds from a real tiny checkpoint (in-process, no server)."""
+"""`jai serve` as a command: its flags and help, errors before any server starts, an API key, and the
+shutdown deadline with real signals sent to a real server process."""
 
 from __future__ import annotations
 
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
 import pytest
-from fastapi.testclient import TestClient
 
 from jai import cli, serve_cli
-from jai.sampling import SamplingConfig
-from jai.serve import MAX_NEW_TOKENS_LIMIT, default_stop_ids
-from jai.tokenizer import Tokenizer
-from jai_torch import checkpoint as torch_ckpt
-from jai_torch import generate as torch_gen
-from tests.test_sample_cli import make_checkpoint
-
-PROMPT = "We are hiring"
+from jai.serve import MAX_NEW_TOKENS_LIMIT
+from tests.serve_support import LONG_TOKENS, ServerProcess, make_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -27,54 +27,138 @@ def parse(*argv: str):
     return serve_cli.build_parser().parse_args(list(argv))
 
 
-def test_defaults():
+def test_defaults_and_flags(monkeypatch):
+    monkeypatch.delenv(serve_cli.API_KEY_ENV, raising=False)
     args = parse()
-    assert (args.host, args.port) == ("127.0.0.1", 8000)
-    assert args.max_concurrent == 2 and args.max_new_tokens == MAX_NEW_TOKENS_LIMIT
+    assert (args.host, args.port, args.api_key) == ("127.0.0.1", 8000, None)  # loopback, open
+    assert args.max_new_tokens == MAX_NEW_TOKENS_LIMIT and not args.no_batching
     assert serve_cli.checkpoint_arg(args) == "out/run"
-    args = parse("some/ckpt", "--backend", "mlx", "--port", "9000", "--max-concurrent", "4")
-    assert (serve_cli.checkpoint_arg(args), args.backend, args.port, args.max_concurrent) == (
+    args = parse("some/ckpt", "--backend", "mlx", "--port", "9000", "--max-concurrent", "4", "--api-key", "k")
+    assert (serve_cli.checkpoint_arg(args), args.backend, args.port, args.max_concurrent, args.api_key) == (
         "some/ckpt",
         "mlx",
         9000,
         4,
+        "k",
     )
+    monkeypatch.setenv(serve_cli.API_KEY_ENV, "from-env")
+    assert parse().api_key == "from-env"
 
 
-@pytest.mark.parametrize("backend", ["torch", "mlx"])
-def test_the_app_serves_greedy_text_from_the_checkpoint(run_dir, backend):
-    app = serve_cli.build_app(parse(str(run_dir), "--backend", backend, "--max-new-tokens", "16"))
-    ckpt = run_dir / "ckpt"
-    tok = Tokenizer.load(ckpt / "tokenizer.json")
-    cfg = SamplingConfig(temperature=0.0, max_new_tokens=16, stop_ids=default_stop_ids(tok))
-    want = torch_gen.generate_tokens(torch_ckpt.load_model(ckpt), [tok.encode(PROMPT)], cfg)[0]
-    with TestClient(app) as client:
-        assert client.get("/health").json()["status"] == "ok"
-        r = client.post("/generate", json={"prompt": PROMPT, "temperature": 0.0, "max_new_tokens": 16})
-        assert r.status_code == 200, r.text
-        assert r.json() == {
-            "text": tok.decode(want),
-            "tokens": len(want),
-            "finish_reason": "length" if len(want) == 16 else "stop",
-        }
-        # --max-new-tokens caps what a request may ask for
-        r = client.post("/generate", json={"prompt": PROMPT, "max_new_tokens": 17})
-        assert r.status_code == 422 and "max_new_tokens" in r.text
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-concurrent", "0"], "--max-concurrent must be at least 1"),
+        (["--max-waiting", "-1"], "--max-waiting must be at least 0"),
+        (["--port", "70000"], "--port must be in 0..65535"),
+        (["--shutdown-timeout", "nan"], "--shutdown-timeout"),
+    ],
+)
+def test_bad_flags_exit_2_without_starting_a_server(capsys, run_dir, argv, message):
+    assert cli.main(["serve", str(run_dir), *argv]) == 2
+    assert message in capsys.readouterr().err
 
 
-def test_errors_exit_without_starting_a_server(capsys, run_dir, tmp_path):
-    assert cli.main(["serve", str(tmp_path / "nope")]) == 2  # as for any bad input, in every command
+def test_a_missing_checkpoint_is_reported(capsys, tmp_path):
+    assert cli.main(["serve", str(tmp_path / "nope")]) == 2
     assert "no such checkpoint directory" in capsys.readouterr().err
-    assert cli.main(["serve", str(run_dir), "--max-concurrent", "0"]) == 2
-    assert "--max-concurrent must be at least 1" in capsys.readouterr().err
-    assert cli.main(["serve", str(run_dir), "--port", "70000"]) == 2
-    assert "--port" in capsys.readouterr().err
 
 
-def test_help_explains_the_endpoints(capsys):
+def test_help_explains_the_routes_with_examples(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["serve", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for text in ("usage: jai serve", "POST /generate", "GET  /health", "curl", "--max-concurrent", "--port"):
-        assert text in out
+    for text in (
+        "usage: jai serve",
+        "POST /v1/chat/completions",
+        "POST /v1/completions",
+        "POST /generate",
+        "GET  /health",
+        "GET  /metrics",
+        "curl",
+        "OpenAI(base_url=",
+        "--api-key",
+        "JAI_API_KEY",
+        "--max-waiting",
+        "--shutdown-timeout",
+        "429",
+    ):
+        assert text in out, text
+
+
+def test_an_api_key_guards_every_route_but_health(run_dir, tmp_path):
+    proc = ServerProcess(
+        run_dir, "--backend", "torch", log=tmp_path / "log", env={serve_cli.API_KEY_ENV: "s3cret"}
+    )
+    try:
+        body = {"prompt": "We are hiring", "max_tokens": 2}
+        assert httpx.get(f"{proc.url}/health").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            r = httpx.post(f"{proc.url}/v1/completions", json=body, headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", r.text
+        assert httpx.get(f"{proc.url}/v1/models").status_code == 401
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{proc.url}/v1", api_key="wrong", max_retries=0).models.list()
+        good = openai.OpenAI(base_url=f"{proc.url}/v1", api_key="s3cret", max_retries=0)
+        assert good.completions.create(
+            model="run", prompt="We are hiring", max_tokens=2
+        ).usage.completion_tokens
+    finally:
+        proc.stop()
+
+
+def long_stream(url: str) -> Iterator[str]:
+    """The lines of a streamed generation that would run for minutes, once its first line has come."""
+    body = {"prompt": "We are hiring", "max_tokens": LONG_TOKENS, "temperature": 0, "stream": True}
+    client = httpx.Client(base_url=url, timeout=60)
+    response = client.send(client.build_request("POST", "/v1/completions", json=body), stream=True)
+    assert response.status_code == 200
+    lines = response.iter_lines()
+    assert next(lines).startswith("data: ")  # generation is under way
+    return lines
+
+
+def test_sigterm_cancels_in_flight_work_at_the_deadline(run_dir, tmp_path):
+    args = ("--backend", "torch", "--max-new-tokens", str(LONG_TOKENS), "--shutdown-timeout", "1")
+    proc = ServerProcess(run_dir, *args, log=tmp_path / "log")
+    try:
+        stream = long_stream(proc.url)  # about a minute of generation if nothing stopped it
+        t0 = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        rest = list(stream)  # the stream ends when the deadline cancels it
+        code = proc.proc.wait(timeout=30)
+        assert time.monotonic() - t0 < 30
+        assert code in (0, -signal.SIGTERM), proc.output()
+        # ended cleanly before uvicorn's own deadline cut it: an error event, then [DONE]
+        events = [line for line in rest if line.startswith("data: ")]
+        assert events[-1] == "data: [DONE]" and "shut down before this generation finished" in events[-2]
+        assert "Application shutdown complete" in proc.output()
+    finally:
+        proc.stop()
+
+
+def test_a_second_signal_exits_at_once(run_dir, tmp_path):
+    args = ("--backend", "mlx", "--max-new-tokens", str(LONG_TOKENS), "--shutdown-timeout", "600")
+    proc = ServerProcess(run_dir, *args, log=tmp_path / "log")
+    try:
+        stream = long_stream(proc.url)  # held open: the server has a request in flight
+        proc.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert proc.proc.poll() is None  # draining: the in-flight request has 600 s
+        proc.signal(signal.SIGTERM)
+        assert proc.proc.wait(timeout=30) == 128 + signal.SIGTERM
+        assert "second signal" in proc.output()
+        stream.close()
+    finally:
+        proc.stop()
+
+
+def test_sigterm_on_an_idle_server_exits_cleanly(run_dir, tmp_path):
+    proc = ServerProcess(run_dir, "--backend", "torch", log=tmp_path / "log")
+    try:
+        proc.signal(signal.SIGTERM)
+        assert proc.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in proc.output()
+    finally:
+        proc.stop()

@@ -90,6 +90,18 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     """The app serving `engine` (which it closes on shutdown) with `tokenizer` encoding and decoding."""
     metrics = Metrics()
     state = {"draining": False}
+    live: set[Generation] = set()
+
+    async def drain(timeout: float) -> None:
+        """Refuse new work; let live generations finish for `timeout` seconds, then end them cleanly
+        (a stream gets an error event and [DONE], a waiting client a 503) before uvicorn cuts them off."""
+        state["draining"] = True
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while live and loop.time() < end:
+            await asyncio.sleep(0.05)
+        for gen in list(live):
+            gen.abort()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,6 +112,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     app = FastAPI(title=f"JAI ({settings.model_name})", lifespan=lifespan)
     app.state.metrics = metrics
     app.state.serving = state
+    app.state.drain = drain  # called by jai.server.runner on the first SIGTERM / Ctrl-C
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
     app.add_middleware(Recorder, metrics=metrics)
 
@@ -151,7 +164,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
         if state["draining"]:
             raise ApiError(503, "the server is shutting down")
         try:
-            return Generation(engine, tokenizer, prompt, cfg, stops, metrics)
+            return Generation(engine, tokenizer, prompt, cfg, stops, metrics, live)
         except QueueFull as e:
             metrics.rejected += 1
             raise ApiError(429, f"the server is busy ({e}); retry later", None, "rate_limit_error") from None
@@ -245,6 +258,10 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     return app
 
 
+class ShuttingDown(Exception):
+    """The server's shutdown deadline ended a generation."""
+
+
 def _include_usage(body: OpenAIFields) -> bool:
     return bool(body.stream_options and body.stream_options.include_usage)
 
@@ -260,13 +277,22 @@ class Generation:
         cfg: SamplingConfig,
         stops: list[str],
         metrics: Metrics,
+        live: set[Generation],
     ) -> None:
         self.started = time.perf_counter()
+        self.aborted = False
         self.prompt, self.cfg, self.metrics = prompt, cfg, metrics
         self.detok = Detokenizer(tokenizer.decode, stops)
         self.finish_reason: str | None = None
         self.stream = TokenStream(engine, prompt.ids, cfg)  # QueueFull: nothing has started
         metrics.prompt_tokens += len(prompt.ids)
+        self.live = live
+        live.add(self)
+
+    def abort(self) -> None:
+        """End this generation now (the server is shutting down): `pieces` raises ShuttingDown."""
+        self.aborted = True
+        self.stream.abort()
 
     async def pieces(self) -> AsyncIterator[str]:
         """The text as it becomes safe to show; sets `finish_reason` at the end. Leaving early (a client
@@ -281,12 +307,15 @@ class Generation:
                     yield piece
                 if self.detok.stopped:
                     break
+            if self.aborted:
+                raise ShuttingDown("the server shut down before this generation finished")
             if tail := self.detok.finish():
                 yield tail
             length = self.stream.count >= self.cfg.max_new_tokens and not self.detok.stopped
             self.finish_reason = "length" if length else "stop"
         finally:
             self.stream.close()
+            self.live.discard(self)
 
     async def collect(self, request: Request) -> str:
         """The whole text; a client that disconnects meanwhile cancels the generation at once."""
@@ -311,6 +340,8 @@ class Generation:
             return task.result()
         except EngineFailed as e:
             raise ApiError(500, f"generation failed: {e}") from None
+        except ShuttingDown as e:
+            raise ApiError(503, str(e)) from None
 
     def usage(self) -> dict[str, int]:
         n, m = len(self.prompt.ids), self.stream.count
@@ -365,6 +396,8 @@ def sse(
                     yield _event(head | {"choices": [], "usage": gen.usage()})
         except EngineFailed as e:
             yield _event(error_body(f"generation failed: {e}", "server_error", None, 500))
+        except ShuttingDown as e:
+            yield _event(error_body(str(e), "server_error", None, 503))
         yield b"data: [DONE]\n\n"
 
     shortened = {"X-JAI-Posting-Shortened": "true"} if gen.prompt.shortened else {}

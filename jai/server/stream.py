@@ -56,6 +56,11 @@ class TokenStream:
                 raise EngineFailed(str(self._error)) from self._error
         return tokens or (None if self.finished else [])
 
+    def abort(self) -> None:
+        """Cancel the job and end the stream now, whatever the engine still has to report."""
+        self.close()
+        self._queue.put_nowait(_DONE)
+
     def close(self) -> None:
         """Cancel the job unless it has ended: its slot or queue place is freed."""
         if not self.finished:
