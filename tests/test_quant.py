@@ -132,6 +132,38 @@ def test_numpy_packing_is_mx_quantize_code_for_code(bits, group_size):
     assert np.abs(mine - w).max() <= np.abs(scales).max() / 2 + 1e-6  # within half a step of the original
 
 
+@pytest.mark.parametrize(("dtype", "mx_dtype"), [("BF16", mx.bfloat16), ("F16", mx.float16)])
+def test_half_precision_weights_quantize_like_mx(dtype, mx_dtype):
+    w = np.random.default_rng(2).normal(size=(32, 128)).astype(np.float32) * 0.02
+    w = to_float32(dtype, w.shape, from_float32(w, dtype))  # weights as a half-precision file holds them
+    words, scales, biases = quant_pack.quantize(w, QuantSpec(4, 64))
+    mq, ms, mb = mx.quantize(mx.array(w).astype(mx_dtype), group_size=64, bits=4)
+    np.testing.assert_array_equal(words, np.array(mq))
+    for mine, theirs in ((scales, ms), (biases, mb)):  # stored in the file's dtype, rounded as MLX rounds
+        stored = to_float32(dtype, mine.shape, from_float32(mine, dtype))
+        np.testing.assert_array_equal(stored, np.array(theirs.astype(mx.float32)))
+
+
+def test_a_bf16_checkpoint_keeps_bf16_scales_and_loads_everywhere(trained, tmp_path):
+    from mlx_lm import load
+
+    torch_ckpt.save_model(torch_ckpt.load_model(trained[0]), tmp_path / "bf16", dtype="BF16")
+    ckpt = quantize_checkpoint(tmp_path / "bf16", tmp_path / "q", QuantSpec(8, 64))
+    header = weights.read_header(ckpt / "model.safetensors")
+    assert header["model.h.1.attn.c_attn.scales"][0] == header["model.ln_f.weight"][0] == "BF16"
+    assert weights.inspect_checkpoint(ckpt, quantized=True)[1] == "BF16"
+    x = windows(trained[1], rows=2)[:, :-1]
+    assert mlx_ckpt.load_model(ckpt).ln_f.weight.dtype == mx.bfloat16
+    # compared in float32: bf16 arithmetic rounds differently in every implementation
+    lm_model, _ = load(str(ckpt))
+    lm_model.set_dtype(mx.float32)
+    lm32 = np.array(lm_model(mx.array(x.numpy())))
+    mlx32 = np.array(mlx_ckpt.load_model(ckpt, mx.float32)(mx.array(x.numpy())))
+    with torch.no_grad():
+        torch32 = torch_ckpt.load_model(ckpt, dtype=torch.float32)(x).numpy()
+    assert np.abs(mlx32 - torch32).max() < 1e-4 and np.abs(mlx32 - lm32).max() < 1e-4
+
+
 def test_bf16_conversion_rounds_like_mlx():
     x = np.random.default_rng(1).normal(size=1000).astype(np.float32) * 10.0 ** np.arange(-5, 5).repeat(100)
     raw = from_float32(x, "BF16")
