@@ -102,6 +102,8 @@ class LoadReport:
     files: list[str] = field(default_factory=list)
     used: int = 0
     repaired: int = 0  # used records whose text needed mojibake repair
+    unescaped: int = 0  # used records whose line breaks came as the two characters "\\n"
+    salary_text: int = 0  # used records with a salary bound in words ("10,001+"), kept as written
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> first few "where: why"
 
@@ -116,12 +118,22 @@ class LoadReport:
         ]
         if self.repaired:
             lines.append(f"  {self.repaired} used postings had mojibake repaired")
+        if self.unescaped:
+            lines.append(f"  {self.unescaped} used postings had escaped line breaks (\\n) turned into lines")
+        if self.salary_text:
+            lines.append(f"  {self.salary_text} used postings have a salary bound in words, kept as written")
         for reason, n in sorted(self.skipped.items()):
             lines.append(f"  skipped {n} {reason}, e.g. {self.examples[reason][0]}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"used": self.used, "repaired": self.repaired, "skipped": dict(self.skipped)}
+        return {
+            "used": self.used,
+            "repaired": self.repaired,
+            "unescaped": self.unescaped,
+            "salary_text": self.salary_text,
+            "skipped": dict(self.skipped),
+        }
 
 
 # --- field readers shared by the importers ---------------------------------------------------------
@@ -136,10 +148,14 @@ class TextReader:
     def __init__(self, where: str) -> None:
         self.where = where
         self.repaired = False
+        self.unescaped = False
+        self.salary_text = False
 
     def _fix(self, value: str, name: str) -> str:
-        fixed = repair_mojibake(value)
-        self.repaired |= fixed != value
+        unescaped = unescape_breaks(value)
+        self.unescaped |= unescaped != value
+        fixed = repair_mojibake(unescaped)
+        self.repaired |= fixed != unescaped
         problem = encoding_problem(fixed)
         if problem:
             raise SkipRecord(BAD_ENCODING, f"{self.where}: field {name!r} {problem}")
@@ -177,6 +193,20 @@ class TextReader:
         return tuple(out)
 
 
+# "\\n" as two characters: JSON that was escaped twice. Decoded only where the text has more of them than
+# real line breaks, so a posting that mentions "\\n" once (a regex, a path) keeps it.
+_ESCAPES = {"\\r\\n": "\n", "\\n": "\n", "\\r": "\n", "\\t": "\t"}
+_ESCAPE = re.compile(r"\\r\\n|\\[nrt]")
+
+
+def unescape_breaks(text: str) -> str:
+    """ "Duties:\\n- a\\n- b" (backslash, n) -> real lines; text with real line breaks is left alone."""
+    n = text.count("\\n")
+    if n == 0 or n <= text.count("\n"):
+        return text
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], text)
+
+
 _BULLET = re.compile(r"^\s*(?:[-*•·▪●]|\d{1,2}[.)])\s+")
 
 
@@ -208,27 +238,42 @@ _SALARY_PERIODS = {
 }
 
 
-def _amount(value: Any, reader: TextReader, name: str) -> float | None:
-    """A salary bound: a number or a numeric string ("3,500"); 0 and placeholders mean absent."""
+def _amount(value: Any, reader: TextReader, name: str) -> float | str | None:
+    """A salary bound: a number or a numeric string ("3,500"); 0 and placeholders mean absent. A bound
+    in words ("10,001+", "Average Total Pay = AED 11,244 / month") is kept as written: real postings
+    have them, and what they say is good content."""
     text = reader.text(value, name, numbers=True)
     if text is None:
         return None
     try:
         amount = float(text.replace(",", "").replace(" ", ""))
     except ValueError:
-        raise SkipRecord(
-            WRONG_TYPE, f"{reader.where}: field {name!r} should be a number, got {text!r}"
-        ) from None
+        reader.salary_text = True
+        return text
     return amount if amount > 0 else None
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+
+
 def format_salary(
-    lo: float | None, hi: float | None, currency: str | None, period: str | None, ko: bool
+    lo: float | str | None, hi: float | str | None, currency: str | None, period: str | None, ko: bool
 ) -> str | None:
-    """ "SGD 3,500 – 4,800 / month" (English) or "월 3,500 – 4,800 SGD" (Korean); None without amounts."""
+    """ "SGD 3,500 – 4,800 / month" (English) or "월 3,500 – 4,800 SGD" (Korean); None without amounts.
+
+    A bound in words is used as written; one that explains itself ("Average Total Pay = AED 11,244 /
+    month", any letters) is the whole salary, without a currency or period added to it.
+    """
     if lo is None and hi is None:
         return None
-    nums = [f"{x:,.0f}" if x == int(x) else f"{x:,.2f}" for x in (lo, hi) if x is not None]
+    words = [x for x in (lo, hi) if isinstance(x, str) and _LETTER.search(x)]
+    if words:
+        return " – ".join(dict.fromkeys(words))
+    nums = [
+        x if isinstance(x, str) else f"{x:,.0f}" if x == int(x) else f"{x:,.2f}"
+        for x in (lo, hi)
+        if x is not None
+    ]
     amount = " – ".join(dict.fromkeys(nums))  # "4,000 – 4,000" reads as "4,000"
     en, kr = _SALARY_PERIODS.get(
         (period or "").strip().lower(), (f"({period})" if period else "", period or "")
@@ -385,6 +430,8 @@ def load_postings(
             seen.add(posting.id)
             postings.append(posting)
             report.repaired += reader.repaired
+            report.unescaped += reader.unescaped
+            report.salary_text += reader.salary_text
         if log is not None:
             log(f"read {path}: {len(records)} records, {len(postings)} usable postings so far")
     report.used = len(postings)

@@ -98,6 +98,51 @@ def test_explicit_salary_text_wins_and_negotiable_is_kept(tmp_path: Path) -> Non
     assert p.salary == "Negotiable"
 
 
+@pytest.mark.parametrize(
+    "meta, salary",
+    [
+        (
+            {"min_salary": "10,001+", "salary_currency": "AED", "salary_type": "monthly"},
+            "AED 10,001+ / month",
+        ),
+        ({"min_salary": "Average Total Pay = AED 11,244 / month"}, "Average Total Pay = AED 11,244 / month"),
+        ({"min_salary": 3000, "max_salary": "Up to 4,500 with bonus"}, "Up to 4,500 with bonus"),
+    ],
+)
+def test_salary_bound_in_words_is_kept_and_counted(tmp_path: Path, meta: dict, salary: str) -> None:
+    """Real postings write bounds as text; they used to be dropped whole as wrong_type."""
+    record = {"id": "ae-1", "title": "Chef", "content": "Cook.", "meta": meta}
+    postings, report = load_postings(write(tmp_path, [record, {"id": "ok", "title": "t", "content": "c"}]))
+    assert [p.salary for p in postings] == [salary, None]
+    assert report.salary_text == 1 and not report.skipped
+    assert "1 used postings have a salary bound in words" in report.summary()
+    assert report.to_dict()["salary_text"] == 1
+
+
+def test_escaped_line_breaks_become_lines_and_list_items(tmp_path: Path) -> None:
+    """Double-escaped JSON: the line breaks arrive as the two characters backslash and n."""
+    record = {
+        "id": "esc",
+        "title": "Line cook",
+        "content": "## Duties\\n\\n- Prep\\n- Cook\\r\\n## Hours\\n\\tShifts",
+        "meta": {"requirements": "- Food hygiene\\n- 2 years", "benefits": ["Meals\\nTransport"]},
+    }
+    path = tmp_path / "postings.json"
+    path.write_text(json.dumps([record]).replace("\\\\\\\\", "\\\\"), encoding="utf-8")
+    assert "\\\\n" in path.read_text()  # the file holds backslash-backslash-n: JSON for the two characters
+    (p,), report = load_postings(path)
+    assert p.content == "## Duties\n\n- Prep\n- Cook\n## Hours\n\tShifts"
+    assert p.requirements == ("Food hygiene", "2 years")
+    assert p.benefits == ("Meals Transport",)  # one item of a JSON list stays one item, on one line
+    assert report.unescaped == 1 and "escaped line breaks" in report.summary()
+
+
+def test_a_single_backslash_n_beside_real_lines_is_kept(tmp_path: Path) -> None:
+    content = "Write parsers.\nKnow that \\n ends a line in C."
+    (p,), report = load_postings(write(tmp_path, [{"title": "Dev", "content": content}]))
+    assert p.content == content and report.unescaped == 0
+
+
 def test_record_without_id_gets_file_and_index(tmp_path: Path) -> None:
     postings, _ = load_postings(
         write(tmp_path, [{"title": "A", "content": "a"}, {"title": "B", "content": "b"}])
@@ -130,7 +175,7 @@ BAD = [
     ({"title": "t", "content": "c", "meta": ["Python"]}, WRONG_TYPE, "'meta'"),
     ({"title": "t", "content": "c", "meta": {"skills": 3}}, WRONG_TYPE, "meta.skills"),
     ({"title": "t", "content": "c", "meta": {"company_name": {"x": 1}}}, WRONG_TYPE, "meta.company_name"),
-    ({"title": "t", "content": "c", "meta": {"min_salary": "lots"}}, WRONG_TYPE, "meta.min_salary"),
+    ({"title": "t", "content": "c", "meta": {"min_salary": [3000]}}, WRONG_TYPE, "meta.min_salary"),
     ({"title": "t", "content": "help \ufffd\ufffd the chef"}, BAD_ENCODING, "U+FFFD"),
     ({"title": "t", "content": "the Cityÿ¢ÿ¿ÿ¿s rules"}, BAD_ENCODING, "'content'"),
 ]
