@@ -4,7 +4,7 @@
     jai sample out/run/ckpt --prompt "[QUESTION] 연봉은? [/QUESTION]" --temperature 0    # greedy
     jai sample --ckpt out/run --prompt "Backend" --prompt "Data" --top-k 50 --seed 1     # a batch
 
-A generation ends at [EOS] or [/ANSWER] (`jai.serve.default_stop_ids`), or after --max-new-tokens.
+A generation ends at [EOS] or [/ANSWER] (`jai.twins.default_stop_ids`), or after --max-new-tokens.
 Only the generated text goes to stdout; notes and the token count go to stderr, so `> answer.txt` works.
 """
 
@@ -21,7 +21,7 @@ from jai.devices import BACKENDS, default_backend
 from jai.errors import InputError
 from jai.recovery import resolve_checkpoint
 from jai.sampling import SamplingConfig, SamplingError, crop_left
-from jai.serve import default_stop_ids, load_twin
+from jai.twins import default_stop_ids, load_twin
 from jai.weights import TOKENIZER_FILE, CheckpointError
 
 EPILOG = """\

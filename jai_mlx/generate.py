@@ -70,6 +70,18 @@ def sample(logits: mx.array, cfg: SamplingConfig, rng: Rng | None) -> mx.array:
     return mx.random.categorical(filter_logits(logits, cfg), key=rng.next()).astype(mx.int32)
 
 
+_streams: dict[str, mx.ThreadLocalStream] = {}
+
+
+def thread_stream(device: mx.Device) -> mx.ThreadLocalStream:
+    """One stream per device that each thread sees as its own: MLX streams belong to a thread, and the
+    batch engine decodes in a worker thread. Made once per device (each new stream costs for good)."""
+    key = str(device)
+    if key not in _streams:
+        _streams[key] = mx.new_thread_local_stream(device)
+    return _streams[key]
+
+
 class Backend:
     """The MLX model as jai/decode.py's `Backend`: logits, cache, sampling, host transfer."""
 
@@ -77,8 +89,7 @@ class Backend:
         self.model = model.eval()
         self.block_size = model.config.block_size
         self.vocab_size = model.config.vocab_size
-        # MLX streams belong to a thread: the batch engine decodes in a worker thread of its own.
-        self.stream = mx.new_thread_local_stream(mx.default_device())
+        self.stream = thread_stream(mx.default_device())
 
     def context(self) -> contextlib.AbstractContextManager:
         return mx.stream(self.stream)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,8 +13,8 @@ from jai import cli, sample_cli
 from jai.config import GPTConfig
 from jai.data.qa import build_prompt
 from jai.sampling import SamplingConfig
-from jai.serve import default_stop_ids
 from jai.tokenizer import Tokenizer
+from jai.twins import default_stop_ids
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import generate as torch_gen
 from jai_torch.model import GPT
@@ -223,3 +225,34 @@ def test_help(capsys):
         cli.main(["sample", "--help"])
     assert e.value.code == 0
     assert "usage: jai sample" in capsys.readouterr().out
+
+
+BLOCK_FASTAPI = """
+import sys
+
+class NoServeExtra:  # as if the `serve` extra were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("fastapi", "starlette", "uvicorn"):
+            raise ImportError(f"No module named {name!r} (blocked by the test)")
+        return None
+
+sys.meta_path.insert(0, NoServeExtra())
+import jai.run  # noqa: F401  (its twin loader must not need FastAPI either)
+from jai.cli import main
+
+code = main(sys.argv[1:])
+assert not any(m.split(".")[0] in ("fastapi", "starlette", "uvicorn") for m in sys.modules), "imported"
+sys.exit(code)
+"""
+
+
+def test_sample_runs_with_fastapi_unimportable(ckpt, tok):
+    argv = ["sample", str(ckpt), "--backend", "torch", "--prompt", PROMPT, "--temperature", "0"]
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK_FASTAPI, *argv, "--max-new-tokens", "12"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected_greedy(ckpt, tok, PROMPT, 12) + "\n"

@@ -1,0 +1,70 @@
+"""Loading a checkpoint into a twin for generation, and the stop ids a generation ends at.
+
+Imports neither framework nor FastAPI at module top: `jai sample`, `jai run`, `jai eval` and `jai serve`
+load a model through here, and only the chosen twin (`jai_<backend>`) is ever imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from jai.devices import BACKENDS
+from jai.sampling import SamplingConfig
+
+# Special tokens that end an answer, looked up in the tokenizer by name when no stop ids are given.
+STOP_TOKENS = ("[EOS]", "[/ANSWER]")
+
+GenerateFn = Callable[[list[int], SamplingConfig], list[int]]
+
+
+def default_stop_ids(tokenizer: Any) -> tuple[int, ...]:
+    """The tokenizer's end-of-text id and the ids of STOP_TOKENS, whichever it has."""
+    ids = []
+    eos = getattr(tokenizer, "eos_id", None)
+    if isinstance(eos, int):
+        ids.append(eos)
+    token_id = getattr(tokenizer, "token_id", None)
+    for name in STOP_TOKENS if callable(token_id) else ():
+        try:
+            found = token_id(name)
+        except (KeyError, ValueError):
+            continue
+        if isinstance(found, int) and found not in ids:
+            ids.append(found)
+    return tuple(ids)
+
+
+def load_twin(ckpt_dir: str | os.PathLike, backend: str, device: str = "auto") -> tuple[Any, ModuleType]:
+    """A checkpoint's model in the chosen twin on `device` ("auto": the twin's best), and the twin's
+    generate module (whose `generate` / `generate_tokens` are jai.decode's, which take the model)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'mlx' or 'torch', got {backend!r}")
+    devices = importlib.import_module(f"jai_{backend}.device")
+    checkpoint = importlib.import_module(f"jai_{backend}.checkpoint")
+    generate = importlib.import_module(f"jai_{backend}.generate")
+    name = devices.resolve_device(device)
+    if backend == "mlx":
+        devices.use_device(name)  # MLX places arrays on a default device, not per model
+        return checkpoint.load_model(ckpt_dir), generate
+    return checkpoint.load_model(ckpt_dir, device=name), generate
+
+
+def load_generate_fn(
+    ckpt_dir: str | os.PathLike, backend: str, device: str = "auto"
+) -> tuple[GenerateFn, Any]:
+    """`generate_fn(prompt_ids, cfg) -> new ids` from a checkpoint with the chosen twin, and the
+    model's config. Calls from several threads take turns: one model is not decoded by two threads at
+    once (for concurrent requests, batch them: jai/batching.py)."""
+    model, twin = load_twin(ckpt_dir, backend, device)
+    lock = threading.Lock()
+
+    def generate_fn(ids: list[int], cfg: SamplingConfig) -> list[int]:
+        with lock:
+            return twin.generate_tokens(model, [ids], cfg)[0]
+
+    return generate_fn, model.config
