@@ -127,8 +127,7 @@ def test_escaped_line_breaks_become_lines_and_list_items(tmp_path: Path) -> None
         "content": "## Duties\\n\\n- Prep\\n- Cook\\r\\n## Hours\\n\\tShifts",
         "meta": {"requirements": "- Food hygiene\\n- 2 years", "benefits": ["Meals\\nTransport"]},
     }
-    path = tmp_path / "postings.json"
-    path.write_text(json.dumps([record]).replace("\\\\\\\\", "\\\\"), encoding="utf-8")
+    path = write(tmp_path, [record])
     assert "\\\\n" in path.read_text()  # the file holds backslash-backslash-n: JSON for the two characters
     (p,), report = load_postings(path)
     assert p.content == "## Duties\n\n- Prep\n- Cook\n## Hours\n\tShifts"
