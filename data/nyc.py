@@ -11,7 +11,8 @@ Three things need care:
 - Layout. Lists were flattened into one line ("include:     •   Serve as ...   •  Lead ..."): we put
   each bullet and numbered item back on its own line so the text reads as markdown.
 
-Use it through `jai.data.postings.load_postings`, which recognises the schema by itself.
+Use it through `jai.data.postings.load_postings`, which recognises the schema by itself. It builds on
+data/records.py only, as the reference-schema reader does: the two importers never import each other.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jai.data.postings import MISSING_CONTENT, MISSING_TITLE, NOT_OBJECT, Posting, SkipRecord, TextReader
+from jai.data.records import MISSING_CONTENT, MISSING_TITLE, NOT_OBJECT, Posting, SkipRecord, TextReader
 from jai.data.text import repair_mojibake  # re-exported: the repair most NYC text needs
 
 __all__ = ["posting_from_nyc", "relayout", "repair_mojibake"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -179,3 +181,9 @@ def test_prepare_on_a_slice_of_the_real_files(tmp_path: Path) -> None:
     )
     for name in ("train", "val"):
         TokenBin(tmp_path / "out" / f"{name}.bin", vocab_size=meta["vocab_size"]).check_ids()
+
+
+def test_no_import_cycle_between_the_importers() -> None:
+    """nyc.py and postings.py share data/records.py; the NYC importer needs nothing of the loader."""
+    code = "import sys, jai.data.nyc; assert 'jai.data.postings' not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)
