@@ -13,10 +13,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from jai.batching import BatchEngine
 from jai.sample_cli import UsageError, add_model_args, checkpoint_arg, load_tokenizer, resolve_checkpoint
 from jai.serve import MAX_NEW_TOKENS_LIMIT, default_stop_ids, load_twin
 from jai.server.app import Settings, create_app
-from jai.server.engine import Engine, SerialEngine
+from jai.server.engine import Engine
 from jai.weights import CheckpointError
 
 API_KEY_ENV = "JAI_API_KEY"
@@ -144,9 +145,9 @@ def model_name(ckpt: Path) -> str:
 
 
 def build_engine(model: object, args: argparse.Namespace) -> Engine:
-    from jai.decode import generate
-
-    return SerialEngine(lambda prompts, cfg: generate(model, prompts, cfg), max_waiting=args.max_waiting)
+    """Dynamic batching: up to --max-concurrent requests decode together; --no-batching: one at a time."""
+    max_batch = 1 if args.no_batching else args.max_concurrent
+    return BatchEngine(model, max_batch=max_batch, max_waiting=args.max_waiting)
 
 
 def build_app(args: argparse.Namespace) -> FastAPI:
@@ -171,7 +172,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         max_body_bytes=args.max_body_bytes,
         api_key=args.api_key,
         extra_health={
-            "max_concurrent": getattr(engine, "max_batch", args.max_concurrent),
+            "max_concurrent": 1 if args.no_batching else args.max_concurrent,
             "max_waiting": args.max_waiting,
             "batching": not args.no_batching,
         },

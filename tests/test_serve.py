@@ -157,6 +157,7 @@ def test_greedy_text_is_the_same_alone_and_in_a_batch(server, tok, reference):
     h = health(server.url)
     prompts = PROMPTS[: h["max_concurrent"] + h["max_waiting"]]  # all at once, none refused
     alone = [ask(p) for p in prompts]
+    before = health(server.url)
     together: dict[int, str] = {}
     threads = [
         threading.Thread(target=lambda i=i, p=p: together.update({i: ask(p)})) for i, p in enumerate(prompts)
@@ -165,6 +166,9 @@ def test_greedy_text_is_the_same_alone_and_in_a_batch(server, tok, reference):
         t.start()
     for t in threads:
         t.join(timeout=60)
+    after = health(server.url)
+    if h["max_concurrent"] > 1:  # they did share decode steps: fewer steps than tokens
+        assert after["tokens"] - before["tokens"] > after["steps"] - before["steps"], (before, after)
     assert (
         [together.get(i) for i in range(len(prompts))]
         == alone

@@ -32,9 +32,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from jai.sampling import SamplingConfig
+from jai.sampling import SamplingConfig, SamplingError
 from jai.server import prompts
-from jai.server.engine import Engine, QueueFull
+from jai.server.engine import Engine, EngineClosed, QueueFull
 from jai.server.guard import Guard
 from jai.server.metrics import Metrics, Recorder
 from jai.server.schemas import ChatRequest, CompletionRequest, GenerateRequest, OpenAIFields, Sampling
@@ -168,23 +168,27 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
         except QueueFull as e:
             metrics.rejected += 1
             raise ApiError(429, f"the server is busy ({e}); retry later", None, "rate_limit_error") from None
+        except EngineClosed:
+            raise ApiError(503, "the server is shutting down") from None
+        except SamplingError as e:  # a prompt the model cannot take (an id outside its vocabulary)
+            raise ApiError(422, str(e), "prompt") from None
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        stats = engine.stats()
+        """The engine's own count of requests decoding and waiting (and its counters since the start)."""
         return {
             "status": "draining" if state["draining"] else "ok",
             "model": settings.model_name,
             "backend": settings.backend,
-            "running": stats["running"],
-            "waiting": stats["waiting"],
             **settings.extra_health,
+            **engine.stats(),
         }
 
     @app.get("/metrics")
     async def metrics_text() -> PlainTextResponse:
         stats = engine.stats()
         gauges = {"requests_running": stats["running"], "requests_waiting": stats["waiting"]}
+        gauges |= {f"engine_{k}": v for k, v in stats.items() if k not in ("running", "waiting")}
         return PlainTextResponse(metrics.render(gauges), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
