@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jai.sampling import SamplingConfig, check_prompts, crop_left, resolve_seed
+from jai.sampling import SamplingConfig, check_prompts, crop_left, group_by_length, resolve_seed
 
 Tensor = Any  # a twin's array: torch.Tensor or mx.array
 TWINS = ("jai_mlx", "jai_torch")
@@ -149,11 +149,9 @@ class Batch:
                 parts.append(self.backend.logits([[r.window[-1]] for r in order], self.cache))
                 for row in order:
                     row.cached += 1
-            fresh: dict[int, list[Row]] = {}
-            for row in self.rows:
-                if not row.cached:
-                    fresh.setdefault(len(row.window), []).append(row)
-            for group in fresh.values():  # rows of one length share a prefill
+            pending = [r for r in self.rows if not r.cached]
+            for rows in group_by_length([r.window for r in pending]):  # rows of one length share a prefill
+                group = [pending[i] for i in rows]
                 windows = [r.window for r in group]
                 if self.cache is None:
                     parts.append(self.backend.logits(windows))

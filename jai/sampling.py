@@ -1,7 +1,7 @@
 """What both twins' generators share: the sampling parameters, their checks, and prompt bookkeeping.
 
-No framework is imported here. The twins (jai_mlx/generate.py, jai_torch/generate.py) turn a
-`SamplingConfig` into tokens the same way:
+No framework is imported here. The decoding loop (jai/decode.py) and the twins' samplers
+(jai_mlx/generate.py, jai_torch/generate.py) turn a `SamplingConfig` into tokens the same way:
 
     logits (float32) -> / temperature -> top-k -> top-p -> sample    (temperature 0: argmax, greedy)
 
@@ -20,6 +20,11 @@ from dataclasses import dataclass
 from jai.errors import InputError
 
 MAX_SEED = 2**63 - 1  # both twins accept it: torch's manual_seed and MLX's random.key take a uint64
+# Temperatures in (0, MIN_TEMPERATURE) decode greedily (they are stored as 0). Dividing float32 logits by
+# a tiny or denormal temperature overflows to inf, and the softmax of that is NaN (torch.multinomial then
+# raises); and well before that, sampling at such a temperature is the argmax anyway: at 1e-3 a token
+# 0.01 below the best is e**-10 times as likely.
+MIN_TEMPERATURE = 1e-3
 
 
 class SamplingError(InputError):
@@ -30,7 +35,8 @@ class SamplingError(InputError):
 class SamplingConfig:
     """How to pick each new token.
 
-    temperature     divides the logits; 0 means greedy (argmax), and top_k / top_p are then moot
+    temperature     divides the logits; 0 means greedy (argmax), and top_k / top_p are then moot;
+                    a finite number >= 0, and below MIN_TEMPERATURE (1e-3) it is greedy too
     top_k           keep only the k most likely tokens (None: all)
     top_p           nucleus: keep the smallest set of most likely tokens whose probability sums to >= top_p
                     (None or 1.0: all)
@@ -50,12 +56,12 @@ class SamplingConfig:
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t < float("inf"):
             raise SamplingError(f"temperature must be a finite number >= 0 (0 is greedy), got {t!r}")
-        object.__setattr__(self, "temperature", float(t))
+        object.__setattr__(self, "temperature", float(t) if t >= MIN_TEMPERATURE else 0.0)
         if self.top_k is not None and not _is_int(self.top_k, minimum=1):
             raise SamplingError(f"top_k must be a positive integer or None, got {self.top_k!r}")
         p = self.top_p
         if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0):
-            raise SamplingError(f"top_p must be in (0, 1] or None, got {p!r}")
+            raise SamplingError(f"top_p must be a number in (0, 1] or None, got {p!r}")  # NaN fails too
         if not _is_int(self.max_new_tokens, minimum=1):
             raise SamplingError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
         if self.seed is not None and not (_is_int(self.seed, minimum=0) and self.seed <= MAX_SEED):
@@ -132,9 +138,8 @@ def crop_left(ids: Sequence[int], block_size: int, max_new_tokens: int) -> list[
 def group_by_length(prompts: Sequence[Sequence[int]]) -> list[list[int]]:
     """Indices of the prompts, grouped by prompt length (groups in order of first appearance).
 
-    The model gives every row of a batch the same positions (one cache offset per layer), so rows that
-    share a forward pass must share a length: each group is one batch, and a batch of prompts gives
-    each prompt the same tokens it would get alone, without padding.
+    A prefill runs whole windows through the model, so the rows that share one must share a length
+    (jai/decode.py); once in the KV cache, rows of any lengths decode together, each at its position.
     """
     groups: dict[int, list[int]] = {}
     for i, ids in enumerate(prompts):

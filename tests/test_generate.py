@@ -17,7 +17,15 @@ import torch
 
 from jai import decode
 from jai.config import GPTConfig
-from jai.sampling import SamplingConfig, SamplingError, check_prompts, crop_left, group_by_length, room
+from jai.sampling import (
+    MIN_TEMPERATURE,
+    SamplingConfig,
+    SamplingError,
+    check_prompts,
+    crop_left,
+    group_by_length,
+    room,
+)
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_mlx import generate as mlx_gen
 from jai_torch import checkpoint as torch_ckpt
@@ -218,6 +226,12 @@ def test_crop_left_and_grouping():
     [
         ({"temperature": -0.1}, "temperature"),
         ({"temperature": float("nan")}, "temperature"),
+        ({"temperature": float("inf")}, "temperature"),
+        ({"temperature": float("-inf")}, "temperature"),
+        ({"temperature": "0.5"}, "temperature"),
+        ({"top_p": float("nan")}, "top_p"),
+        ({"top_p": float("inf")}, "top_p"),
+        ({"top_k": True}, "top_k"),
         ({"top_k": 0}, "top_k"),
         ({"top_k": 2.5}, "top_k"),
         ({"top_p": 0.0}, "top_p"),
@@ -231,6 +245,16 @@ def test_crop_left_and_grouping():
 def test_sampling_config_refuses_bad_values(changes, message):
     with pytest.raises(SamplingError, match=message):
         SamplingConfig(**changes)
+
+
+def test_tiny_and_denormal_temperatures_decode_greedily(twin):
+    """Below MIN_TEMPERATURE the logits would overflow when divided (torch.multinomial then raises on NaN
+    probabilities): such temperatures are greedy, as documented in jai/sampling.py."""
+    for t in (1e-40, 5e-324, MIN_TEMPERATURE / 2):
+        cfg = SamplingConfig(temperature=t, max_new_tokens=8, seed=1)
+        assert cfg.greedy and cfg.temperature == 0.0
+        assert twin.gen.generate_tokens(twin.model, PROMPTS, cfg) == greedy(twin, PROMPTS, 8)
+    assert not SamplingConfig(temperature=MIN_TEMPERATURE).greedy
 
 
 # --- samplers -------------------------------------------------------------------------------------------
