@@ -61,8 +61,7 @@ class Trainer(Protocol):
     writer: str  # "jai_mlx" or "jai_torch": who wrote a checkpoint
     device: str  # the resolved device name ("cpu", "gpu", "cuda", "mps")
     dtype: str  # "float32", or "bfloat16" for bf16 compute over float32 master weights
-
-    def describe(self) -> str: ...
+    description: str  # the device in words, for the log
 
     def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:
         """Build model and optimizer from the plan (fresh, resumed or initialised from a checkpoint) and
@@ -95,11 +94,17 @@ class Trainer(Protocol):
 
 
 def make_trainer(backend: str, device: str = "auto", dtype: str = "auto", compile: bool = False) -> Trainer:
-    """The chosen twin's Trainer; the twin is imported only here, so the other framework never loads."""
+    """The chosen twin's Trainer on its device; the twin is imported only here, so the other framework
+    never loads. `dtype` "auto" is bfloat16 where the device computes in it, float32 elsewhere."""
     if backend not in BACKENDS:
         raise DeviceError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    devices = importlib.import_module(f"jai_{backend}.device")
+    name = devices.resolve_device(device)
+    resolved = devices.default_dtype(name, dtype) if dtype == "auto" else dtype
+    if resolved == "float32":
+        devices.set_true_fp32()  # before the first matmul: MLX reads its TF32 switch once
     twin = importlib.import_module(f"jai_{backend}.train")
-    return twin.Trainer(device=device, dtype=dtype, compile=compile)
+    return twin.Trainer(devices.use_device(name), name, resolved, devices.describe(name), compile)
 
 
 @dataclass
@@ -247,7 +252,7 @@ def _train(
         }
     )
     log(
-        f"{trainer.describe()}, {trainer.dtype}: {plan.model_config.num_params():,} parameters, "
+        f"{trainer.description}, {trainer.dtype}: {plan.model_config.num_params():,} parameters, "
         f"{tokens_per_step:,} tokens/step, {'resuming at' if resumed else 'starting from'} step {start}"
     )
     initial_val_loss, eval_seconds, save_seconds = None, 0.0, 0.0
@@ -346,7 +351,7 @@ def _train(
     seconds = time.perf_counter() - t_start
     return {
         "backend": trainer.writer,
-        "device": trainer.describe(),
+        "device": trainer.description,
         "dtype": trainer.dtype,
         "start_step": start,
         "step": state.step,

@@ -20,7 +20,6 @@ from jai import train_state, weights
 from jai.run_plan import RunPlan
 from jai.train_state import MOMENTS, TrainState
 from jai_mlx import checkpoint, distributed
-from jai_mlx import device as devices
 from jai_mlx.model import GPT
 from jai_mlx.optim import make_evaluate, make_optimizer, make_train_step, set_learning_rate
 
@@ -33,16 +32,9 @@ Batch = tuple[mx.array, mx.array]
 class Trainer:
     writer = checkpoint.WRITER
 
-    def __init__(self, device: str = "auto", dtype: str = "auto", compile: bool = True) -> None:
-        # compile: MLX's step is always one compiled graph (mx.compile), so there is nothing to choose
-        self.device = devices.resolve_device(device)
-        self.dtype = devices.default_dtype(self.device, dtype) if dtype == "auto" else dtype
-        if self.dtype == "float32":
-            devices.set_true_fp32()
-        self.dev = devices.use_device(self.device)
-
-    def describe(self) -> str:
-        return devices.describe(self.device)
+    def __init__(self, dev: mx.Device, device: str, dtype: str, description: str, compile: bool) -> None:
+        # made by jai.train_loop.make_trainer; MLX's step is always one compiled graph (mx.compile)
+        self.dev, self.device, self.dtype, self.description = dev, device, dtype, description
 
     def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:
         cfg = plan.train_config

@@ -20,7 +20,6 @@ from jai import train_state, weights
 from jai.run_plan import RunPlan
 from jai.train_state import MOMENTS, TrainState
 from jai_torch import checkpoint, distributed
-from jai_torch import device as devices
 from jai_torch.model import GPT
 from jai_torch.optim import make_evaluate, make_optimizer, make_train_step, set_learning_rate
 
@@ -32,16 +31,10 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class Trainer:
     writer = checkpoint.WRITER
 
-    def __init__(self, device: str = "auto", dtype: str = "auto", compile: bool = False) -> None:
-        self.compile = compile  # torch.compile the forward pass (jai train --compile)
-        self.device = devices.resolve_device(device)
-        self.dtype = devices.default_dtype(self.device, dtype) if dtype == "auto" else dtype
-        if self.dtype == "float32":
-            devices.set_true_fp32()
-        self.dev = devices.use_device(self.device)
-
-    def describe(self) -> str:
-        return devices.describe(self.device)
+    def __init__(self, dev: torch.device, device: str, dtype: str, description: str, compile: bool) -> None:
+        # made by jai.train_loop.make_trainer; compile: torch.compile the forward pass (jai train --compile)
+        self.dev, self.device, self.dtype, self.description = dev, device, dtype, description
+        self.compile = compile
 
     def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:
         cfg = plan.train_config
