@@ -5,6 +5,7 @@ need it, so `jai convert from-hf` runs without either.
 
     convert.twins    MLX model <-> PyTorch model in memory, bit-exact (fp32, bf16, fp16)
     convert.hf       Hugging Face GPT-2 directory -> JAI checkpoint (numpy + safetensors only)
+    convert.mlxlm    what mlx-lm saves for a GPT-2 (plain or quantized) -> JAI checkpoint (NumPy only)
     convert.nanogpt  nanoGPT ckpt.pt <-> JAI checkpoint, and plain PyTorch state dicts (needs torch)
     jai.convert.cli  the `jai convert` command
 """

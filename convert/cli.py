@@ -18,52 +18,95 @@ PROG = "jai convert"
 DESCRIPTION = """\
 Move GPT-2 weights in and out of JAI. Formats:
 
-  jai checkpoint dir  config.json + model.safetensors (+ tokenizer.json): the original GPT-2 hub
-                      layout, so transformers (GPT2LMHeadModel.from_pretrained) and mlx-lm open it
-                      directly, and both twins (MLX and PyTorch) save and load it: no conversion is
-                      needed between the twins, or from JAI to Hugging Face.
+  jai checkpoint dir  config.json + model.safetensors (+ tokenizer.json and its Hugging Face files):
+                      the original GPT-2 hub layout, so transformers (GPT2LMHeadModel.from_pretrained)
+                      and mlx-lm open it directly, and both twins (MLX and PyTorch) save and load it: no
+                      conversion is needed between the twins, or from JAI to Hugging Face.
   hf dir              a Hugging Face GPT-2 directory: config.json + model.safetensors (sharded or not)
                       or pytorch_model.bin; keys with or without `transformer.`, tied lm_head.
                       Needs no torch unless only pytorch_model.bin is there.
+  mlx-lm dir          what mlx_lm.convert / mlx_lm.fuse save for a GPT-2 (names under `model.`, Linear
+                      layout), plain or quantized (dequantized on the way in).
   nanogpt ckpt.pt     nanoGPT's train.py checkpoint {model, model_args, ...}: Linear [out, in]
-                      layout, tied lm_head, bias=True only. nanoGPT uses the exact GELU, JAI the
-                      tanh one: logits differ slightly (a warning says so). Needs torch.
+                      layout, tied lm_head, bias=True only. The import keeps nanoGPT's exact (erf) GELU
+                      (activation_function "gelu"); exporting a tanh-GELU model warns. Needs torch.
   torch state dict    a .pt file holding nanoGPT's model state dict alone (transformer.* names,
                       Linear layout, lm_head.weight tied), for code that calls load_state_dict.
                       Needs torch.
 
 Pickled files are only ever read with torch.load(weights_only=True); anything else is refused.
 In Python, convert.twins.mlx_to_torch / torch_to_mlx hand a live model to the other twin, bit for bit.
+For llama.cpp and Ollama, see `jai export gguf --help`.
 """
 
-EPILOG = """\
+DTYPE_HELP = """\
 dtype:
   --dtype F32|BF16|F16 (also fp32, bf16, fp16, float32, bfloat16, float16) casts the weights,
   rounding to nearest even. Without it the stored dtype is kept (a source mixing dtypes becomes F32).
-
-examples:
-  jai convert from-hf ~/hf/gpt2 out/gpt2                    # HF GPT-2 -> JAI checkpoint
-  jai convert from-hf out/gpt2 out/gpt2-bf16 --dtype bf16    # cast a JAI checkpoint (it is an hf dir)
-  jai convert from-nanogpt out-shakespeare/ckpt.pt out/shakes --tokenizer tokenizer.json
-  jai convert to-nanogpt out/model nanogpt-out/ckpt.pt       # then: python sample.py --out_dir=nanogpt-out
-  jai convert to-state-dict out/model model_state.pt --dtype F32
-
-Run `jai convert <command> --help` for each command's options.
 """
 
+# (one-line help, source metavar, destination metavar, examples): each command's --help shows its own.
 COMMANDS = {
-    "from-hf": ("Hugging Face GPT-2 dir -> JAI checkpoint dir", "SRC_DIR", "OUT_DIR"),
-    "from-nanogpt": ("nanoGPT ckpt.pt -> JAI checkpoint dir", "CKPT_PT", "OUT_DIR"),
-    "to-nanogpt": ("JAI checkpoint dir -> nanoGPT ckpt.pt (sample.py loads it)", "CKPT_DIR", "OUT_PT"),
-    "to-state-dict": ("JAI checkpoint dir -> .pt holding nanoGPT's model state dict", "CKPT_DIR", "OUT_PT"),
+    "from-hf": (
+        "Hugging Face GPT-2 dir -> JAI checkpoint dir",
+        "SRC_DIR",
+        "OUT_DIR",
+        [
+            "jai convert from-hf ~/hf/gpt2 out/gpt2                  # HF GPT-2 -> JAI checkpoint",
+            "jai convert from-hf out/gpt2 out/gpt2-bf16 --dtype bf16  # cast a JAI checkpoint (an hf dir)",
+        ],
+    ),
+    "from-mlx-lm": (
+        "mlx-lm's saved GPT-2 dir (plain or quantized) -> JAI checkpoint dir",
+        "MLX_DIR",
+        "OUT_DIR",
+        [
+            "mlx_lm.convert --hf-path out/model --mlx-path mlx_model -q  # mlx-lm's own command",
+            "jai convert from-mlx-lm mlx_model out/from-mlx               # dequantized back into JAI",
+        ],
+    ),
+    "from-nanogpt": (
+        "nanoGPT ckpt.pt -> JAI checkpoint dir",
+        "CKPT_PT",
+        "OUT_DIR",
+        ["jai convert from-nanogpt out-shakespeare/ckpt.pt out/shakes --tokenizer tokenizer.json"],
+    ),
+    "to-nanogpt": (
+        "JAI checkpoint dir -> nanoGPT ckpt.pt (sample.py loads it)",
+        "CKPT_DIR",
+        "OUT_PT",
+        [
+            "jai convert to-nanogpt out/model nanogpt-out/ckpt.pt",
+            "python sample.py --out_dir=nanogpt-out  # (in nanoGPT) samples from it",
+        ],
+    ),
+    "to-state-dict": (
+        "JAI checkpoint dir -> .pt holding nanoGPT's model state dict",
+        "CKPT_DIR",
+        "OUT_PT",
+        ["jai convert to-state-dict out/model model_state.pt --dtype F32"],
+    ),
 }
 ARG_HELP = {
     "SRC_DIR": "Hugging Face GPT-2 directory (a JAI checkpoint is one too)",
+    "MLX_DIR": "directory mlx-lm saved (mlx_lm.convert --mlx-path, mlx_lm.fuse --save-path)",
     "CKPT_PT": "nanoGPT checkpoint file (ckpt.pt)",
     "CKPT_DIR": "JAI checkpoint directory",
     "OUT_DIR": "JAI checkpoint directory to write (atomically)",
     "OUT_PT": ".pt file to write (atomically)",
 }
+
+
+def _examples(*names: str) -> str:
+    lines = [f"  {line}" for name in names for line in COMMANDS[name][3]]
+    return "examples:\n" + "\n".join(lines) + "\n"
+
+
+EPILOG = f"""\
+{DTYPE_HELP}
+{_examples(*COMMANDS)}
+Run `jai convert <command> --help` for each command's options.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (help_, src, dst) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG)
+    for name, (help_, src, dst, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_, epilog=f"{DTYPE_HELP}\n{_examples(name)}")
         p.formatter_class = argparse.RawDescriptionHelpFormatter
         p.add_argument("src", metavar=src, type=Path, help=ARG_HELP[src])
         p.add_argument("dst", metavar=dst, type=Path, help=ARG_HELP[dst])
@@ -90,14 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "--tokenizer",
                 metavar="JSON",
                 type=Path,
-                help="tokenizer.json to store in the checkpoint (from-hf: default is the source's own)",
+                help="tokenizer.json to store in the checkpoint (default: the source's own, if it has one)",
             )
     return parser
 
 
 def _run(args: argparse.Namespace) -> str:
     """Do the conversion; return the line to print on success."""
-    if args.command != "from-hf":  # from-hf needs torch only for pytorch_model.bin, and says so
+    if args.command not in ("from-hf", "from-mlx-lm"):  # these need torch only for pytorch_model.bin
         try:
             import torch
         except ImportError:
@@ -109,6 +152,10 @@ def _run(args: argparse.Namespace) -> str:
         from jai.convert.hf import import_hf
 
         done = import_hf(args.src, args.dst, args.dtype, args.tokenizer, args.force)
+    elif args.command == "from-mlx-lm":
+        from jai.convert.mlxlm import import_mlx_lm
+
+        done = import_mlx_lm(args.src, args.dst, args.dtype, args.tokenizer, args.force)
     elif args.command == "from-nanogpt":
         from jai.convert.nanogpt import import_nanogpt
 

@@ -9,7 +9,9 @@ other way, and cleans up what the hub layout allows but JAI does not store:
 - `lm_head.weight` is dropped once it is checked to equal `wte.weight` bit for bit; an untied head
   cannot be represented (JAI ties the head to the token embedding) and is refused;
 - config.json goes through `GPTConfig.from_hf`, which refuses anything the twins would compute
-  differently (an activation other than gelu_new, an untied head, n_inner != 4 * n_embd, ...);
+  differently (an activation other than gelu or gelu_new, an untied head, n_inner != 4 * n_embd, ...);
+- bos/eos/pad ids outside the vocabulary (GPT2Config's default 50256 on a small model) are dropped with a
+  note: transformers loads such a model, so JAI does too;
 - every tensor's shape is checked against the config before anything is written, and the directory is
   written atomically (jai.weights.save_checkpoint), with tokenizer.json when the source has one.
 
@@ -149,10 +151,13 @@ def _same_bits(a: Tensor, b: Tensor) -> bool:
 # ------------------------------------------------------------------------------------ safetensors I/O
 
 
-def read_safetensors(path: str | os.PathLike, names: Iterable[str] | None = None) -> dict[str, Tensor]:
+def read_safetensors(
+    path: str | os.PathLike, names: Iterable[str] | None = None, packed: bool = False
+) -> dict[str, Tensor]:
     """The tensors of a safetensors file (all, or those in `names`), memory-mapped, without a framework.
 
-    Names of any dtype are listed; only floating-point tensors can be read (BF16 as raw bits).
+    Names of any dtype are listed; only floating-point tensors can be read (BF16 as raw bits), and with
+    `packed`, the U32 words of quantized weights (mlx-lm's format, see jai.convert.mlxlm).
     """
     path = Path(path)
     weights.read_header(path)  # checks the file is whole: size, header, every tensor's byte count
@@ -167,9 +172,10 @@ def read_safetensors(path: str | os.PathLike, names: Iterable[str] | None = None
         if name not in wanted:
             continue
         dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype not in _NP_DTYPES:
+        storage = _NP_DTYPES.get(dtype) or (np.dtype("<u4") if packed and dtype == "U32" else None)
+        if storage is None:
             raise ConversionError(f"{path}: tensor {name!r} has dtype {dtype}, not a floating-point weight")
-        data = buf[8 + n + begin : 8 + n + end].view(_NP_DTYPES[dtype]).reshape(shape)
+        data = buf[8 + n + begin : 8 + n + end].view(storage).reshape(shape)
         out[name] = Tensor(dtype, data)
     return out
 
@@ -298,7 +304,8 @@ def check_shapes(tensors: dict[str, Tensor], cfg: GPTConfig, source: str | os.Pa
 # ---------------------------------------------------------------------------------------- reading HF
 
 
-def read_hf_config(src_dir: str | os.PathLike) -> GPTConfig:
+def read_hf_config(src_dir: str | os.PathLike) -> tuple[GPTConfig, list[str]]:
+    """The config of a GPT-2 directory, and notes on what was dropped to read it."""
     path = Path(src_dir) / weights.CONFIG_FILE
     try:
         hf = json.loads(path.read_text(encoding="utf-8"))
@@ -308,7 +315,32 @@ def read_hf_config(src_dir: str | os.PathLike) -> GPTConfig:
         ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConversionError(f"{path}: not valid JSON ({e})") from None
-    return GPTConfig.from_hf(hf, source=str(path))
+    hf, notes = drop_foreign_special_ids(hf, path)
+    return GPTConfig.from_hf(hf, source=str(path)), notes
+
+
+def drop_foreign_special_ids(hf: Any, path: Path) -> tuple[Any, list[str]]:
+    """bos/eos/pad ids outside the vocabulary, dropped with a note.
+
+    `GPT2Config()` defaults bos and eos to 50256, GPT-2's own <|endoftext|>, whatever its vocab_size: a
+    small model saved by transformers carries ids its embedding table does not have. transformers loads
+    it (nothing there looks the ids up), so JAI does too, without them; the tokenizer's own files say
+    which tokens are special.
+    """
+    if not isinstance(hf, dict) or not isinstance(hf.get("vocab_size"), int):
+        return hf, []  # GPTConfig.from_hf names the problem
+    hf, notes = dict(hf), []
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        value = hf.get(name)
+        ids = value if isinstance(value, list) else [value]
+        outside = [i for i in ids if isinstance(i, int) and not 0 <= i < hf["vocab_size"]]
+        if outside:
+            hf[name] = None
+            notes.append(
+                f"{path}: {name}={value} lies outside the vocabulary (size {hf['vocab_size']}); "
+                "dropped (GPT2Config's default is GPT-2's own 50256)"
+            )
+    return hf, notes
 
 
 def _shards(src_dir: Path, index_name: str) -> list[Path]:
@@ -430,8 +462,14 @@ def import_hf(
         raise FileNotFoundError(f"{src_dir}: no such directory")
     requested = normalize_dtype(dtype)
     check_destination(out_dir, overwrite)
-    cfg = read_hf_config(src_dir)  # ConfigError for anything the twins would compute differently
-    raw, source, notes = read_hf_tensors(src_dir)
+    cfg, notes = read_hf_config(src_dir)  # ConfigError for anything the twins would compute differently
+    raw, source, read_notes = read_hf_tensors(src_dir)
+    notes += read_notes
+    if any(k.startswith("model.wte") for k in raw):
+        raise ConversionError(
+            f"{source}: tensors under 'model.' in Linear layout are what mlx-lm saves; convert them with "
+            "`jai convert from-mlx-lm`"
+        )
     tensors = clean_tensors(raw, source)
     check_shapes(tensors, cfg, source)
     target, note = choose_dtype((t.dtype for t in tensors.values()), requested)

@@ -396,3 +396,45 @@ def test_pytorch_bin_without_torch_says_so(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ConversionError") and "needs PyTorch" in result.stdout
+
+
+# ------------------------------------------------------------------------------ stock configs, GELUs
+
+
+def test_a_stock_small_vocabulary_config_imports_without_its_foreign_special_ids(tmp_path):
+    """GPT2Config(vocab_size=5003) keeps GPT-2's bos/eos 50256: transformers loads it, and so does JAI."""
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=5003, n_positions=16, n_layer=1, n_head=2, n_embd=32)
+    ).eval()
+    assert model.config.bos_token_id == model.config.eos_token_id == 50256
+    model.save_pretrained(tmp_path / "hf")
+    done = chf.import_hf(tmp_path / "hf", tmp_path / "jai")
+    assert done.config.bos_token_id is None and done.config.eos_token_id is None
+    assert sum("bos_token_id=50256 lies outside the vocabulary (size 5003)" in n for n in done.notes) == 1
+    assert sum("eos_token_id=50256" in n for n in done.notes) == 1
+    assert_twins_match_hf(tmp_path / "jai", model)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_new"])
+def test_either_gelu_imports_and_both_twins_run_it(tmp_path, activation):
+    model = hf_model(SHAPES[1], seed=4)
+    model.config.activation_function = activation
+    model = GPT2LMHeadModel.from_pretrained(save(model, tmp_path / "hf")).eval()  # rebuilt with that GELU
+    done = chf.import_hf(tmp_path / "hf", tmp_path / "jai")
+    assert done.config.activation == activation
+    assert json.loads((tmp_path / "jai" / "config.json").read_text())["activation_function"] == activation
+    assert_twins_match_hf(tmp_path / "jai", model)
+    # the two GELUs are told apart: the other one's logits are measurably farther from HF's
+    other = "gelu_new" if activation == "gelu" else "gelu"
+    hf = json.loads((tmp_path / "jai" / "config.json").read_text())
+    (tmp_path / "jai" / "config.json").write_text(json.dumps(hf | {"activation_function": other}))
+    x = tokens(101, 24)
+    with torch.no_grad():
+        wrong = torch_ckpt.load_model(tmp_path / "jai").eval()(torch.from_numpy(x)).numpy()
+    assert np.abs(wrong - hf_logits(model, x)).max() > 1e-4
+
+
+def save(model: GPT2LMHeadModel, d: Path) -> Path:
+    model.save_pretrained(d)
+    return d
