@@ -112,9 +112,10 @@ def report(command: str, e: Exception) -> int | None:
         print(f"{prefix} {line}", file=sys.stderr)
         return 2
     if code in (errno.EEXIST, errno.ENOTDIR):  # mkdir on a path that is (or goes through) a file
-        line += " (a file where a folder is needed)"
-    kept = KEPT_ON_WRITE_FAILURE.get(command)
-    print(f"{prefix} {line}" + (f"; {kept}" if kept else ""), file=sys.stderr)
+        line += " (a file where a folder is needed; the file is left untouched)"
+    elif command in KEPT_ON_WRITE_FAILURE:
+        line += f"; {KEPT_ON_WRITE_FAILURE[command]}"
+    print(f"{prefix} {line}", file=sys.stderr)
     return EXIT_FILE_SYSTEM
 
 
