@@ -221,11 +221,27 @@ class BatchSampler:
     Each batch draws `batch_size` offsets i uniformly from [0, len - block_size - 1] and returns
     x = data[i : i+T] and y = data[i+1 : i+T+1] (the next token at every position), as int32 arrays
     of shape [batch_size, block_size]: numpy, so each twin converts them to its own arrays.
+
+    Data-parallel training (jai/distributed.py): every one of `world_size` processes holds the same
+    generator, draws the whole global batch of world_size x batch_size offsets from it, and keeps the
+    rows of its `rank`. So N processes with batch B see exactly the batches one process with batch N x B
+    sees, in the same order, and the state (the generator's) is the same on every rank. World size 1 is
+    the plain sampler, draw for draw.
     """
 
-    def __init__(self, data: np.ndarray, batch_size: int, block_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        data: np.ndarray,
+        batch_size: int,
+        block_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if batch_size < 1 or block_size < 1:
             raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside a world of {world_size} processes")
         if data.ndim != 1:
             raise ValueError(f"data must be a 1-D token array, got shape {data.shape}")
         if len(data) < block_size + 1:
@@ -234,12 +250,15 @@ class BatchSampler:
                 "(x and its one-token-shifted y); use more data or a smaller block_size"
             )
         self.data, self.batch_size, self.block_size, self.seed = data, batch_size, block_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.global_batch_size = batch_size * world_size
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.batches_drawn = 0
         self._window = np.arange(block_size + 1)
 
     def _batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        ix = rng.integers(0, len(self.data) - self.block_size, size=self.batch_size)
+        ix = rng.integers(0, len(self.data) - self.block_size, size=self.global_batch_size)
+        ix = ix[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]  # this rank's rows
         # One fancy-index read of [B, T+1] tokens from the memmap; x and y are its two overlapping views.
         rows = np.asarray(self.data[ix[:, None] + self._window], dtype=np.int32)
         return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
@@ -262,16 +281,18 @@ class BatchSampler:
             "bit_generator": self.rng.bit_generator.state,
             "batches_drawn": self.batches_drawn,
             "seed": self.seed,
-            "batch_size": self.batch_size,
+            "batch_size": self.global_batch_size,  # rows per draw, all ranks together
+            "world_size": self.world_size,
             "block_size": self.block_size,
             "n_tokens": len(self.data),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         # Another batch shape or data length would draw different windows from the same generator
-        # state: refuse rather than resume into a silently different stream.
+        # state: refuse rather than resume into a silently different stream. The world size may change
+        # as long as the global batch does not (see jai/distributed.py).
         for key, mine in (
-            ("batch_size", self.batch_size),
+            ("batch_size", self.global_batch_size),
             ("block_size", self.block_size),
             ("n_tokens", len(self.data)),
         ):

@@ -21,6 +21,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_map
 
 from jai.train_config import TrainConfig
+from jai_mlx import distributed
 from jai_mlx.model import GPT, loss_fn
 
 Batch = tuple[mx.array, mx.array]
@@ -95,12 +96,13 @@ def make_train_step(
             total, grads = total + loss, tree_map(mx.add, grads, g)
         if accum > 1:
             grads = tree_map(lambda g: g / accum, grads)
+        grads = distributed.average(grads)  # several processes: the gradient of the whole global batch
         if cfg.grad_clip > 0:
             grads, norm = optim.clip_grad_norm(grads, cfg.grad_clip)
         else:
             _, norm = optim.clip_grad_norm(grads, float("inf"))
         optimizer.update(model, grads)
-        return total / accum, norm
+        return distributed.mean(total / accum), norm  # the loss of the whole global batch
 
     return step
 

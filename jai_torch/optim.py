@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from jai.train_config import TrainConfig
+from jai_torch import distributed
 from jai_torch.model import GPT, loss_fn
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -58,15 +59,17 @@ def make_train_step(
     `dtype` ("float32" or "bfloat16") is the compute dtype, by default `cfg.dtype`."""
     compute = DTYPES[dtype or cfg.dtype]
     forward = torch.compile(model) if compile else model  # the same parameters, traced once per shape
+    forward = distributed.wrap(forward)  # several processes: DistributedDataParallel averages the gradients
     params = list(model.parameters())
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         accum = x.shape[0]
         total = torch.zeros((), device=x.device)
         for i in range(accum):
-            with computing_in(model, compute):
-                loss = loss_fn(forward, x[i], y[i])
-            (loss / accum).backward()
+            with distributed.syncing(forward, last=i == accum - 1):
+                with computing_in(model, compute):
+                    loss = loss_fn(forward, x[i], y[i])
+                (loss / accum).backward()
             total += loss.detach()
         if cfg.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -74,7 +77,7 @@ def make_train_step(
             norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return total / accum, norm
+        return distributed.mean(total / accum), norm  # the loss of the whole global batch
 
     return step
 

@@ -1,0 +1,79 @@
+"""Data-parallel training in PyTorch. Twin: jai_mlx/distributed.py; the shared half is jai/distributed.py.
+
+torchrun starts the processes and tells each its place (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT); `init` joins them in one process group: gloo for CPU tensors, and NCCL for CUDA ones when
+there is a GPU, each process on the GPU of its LOCAL_RANK. DistributedDataParallel (`wrap`) averages the
+gradients across the group during the backward pass, bucket by bucket, and broadcasts rank 0's weights
+when it is built, so every process starts from and keeps the same model.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+def init(timeout: float) -> tuple[int, int, int]:
+    """Join the process group torchrun set up; (rank, world size, local rank).
+
+    `timeout` bounds every collective: a peer that died or hung ends the wait with an error instead of
+    blocking forever (gloo honours it; NCCL only with its async error handling, which torch enables)."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)  # "cuda" now means this process's own GPU
+        backend = "cpu:gloo,cuda:nccl"
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    return dist.get_rank(), dist.get_world_size(), local_rank
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def wrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model as the training step calls it: under DistributedDataParallel when there is a group."""
+    if not active():
+        return model
+    device = next(model.parameters()).device
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def syncing(model: torch.nn.Module, last: bool) -> AbstractContextManager:
+    """Gradient accumulation: average across processes only on the last micro-batch of a step."""
+    if isinstance(model, DistributedDataParallel) and not last:
+        return model.no_sync()
+    return nullcontext()
+
+
+def mean(value: torch.Tensor) -> torch.Tensor:
+    """The mean of a scalar over all processes (the step's loss, for the log), or `value` itself alone."""
+    if not active():
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total)  # SUM: gloo has no AVG
+    return total / dist.get_world_size()
+
+
+def share_weights(model: torch.nn.Module) -> None:
+    """Every process starts from rank 0's weights: DistributedDataParallel broadcasts them when built."""
+
+
+def barrier() -> None:
+    dist.barrier()
+
+
+def any(flag: bool) -> bool:
+    value = torch.tensor([int(flag)])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def close() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
