@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    if summary.get("rank", 0) != 0:
+        return 0  # data-parallel: rank 0 reports the run
     val, initial = summary["val_loss"], summary["initial_val_loss"]
     untrained = f" (untrained {initial:.4f})" if initial is not None else ""
     print(

@@ -365,6 +365,8 @@ def _train(
         "tokens_per_sec": (state.step - start) * tokens_per_step / max(seconds, 1e-9),
         "ckpt": str(plan.ckpt_dir),
         "metrics": str(plan.metrics_path),
+        "rank": world.rank,  # of world.size processes; only rank 0 logged, evaluated and saved
+        "world_size": world.size,
     }
 
 
