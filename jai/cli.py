@@ -22,6 +22,7 @@ COMMANDS = {
     "sample": ("jai.sample_cli", "generate text from a checkpoint (KV-cached, streaming)"),
     "serve": ("jai.serve_cli", "serve a checkpoint over HTTP (FastAPI, bounded concurrency)"),
     "convert": ("jai.convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
+    "export": ("jai.export_cli", "a checkpoint as GGUF for llama.cpp and Ollama (+ Modelfile)"),
     "quantize": ("jai.quant_cli", "quantize a checkpoint to 8 or 4 bits, in mlx-lm's format"),
     "bench": ("jai.benchmarks.cli", "compare the twins (and transformers, mlx-lm): speed, memory, loss"),
 }
@@ -37,6 +38,7 @@ KEPT_ON_WRITE_FAILURE = {
     "train": "a checkpoint already saved is intact (`jai train --resume` continues from it)",
     "prepare": "the input postings are untouched and no output file was left half-written",
     "convert": "the source is untouched and no output file was left half-written",
+    "export": "the checkpoint is untouched and no output file was left half-written",
 }
 
 # Optional packages and the extra that installs each: a missing one is the install to fix, not a bug.
@@ -48,6 +50,7 @@ EXTRAS = {
     "matplotlib": "bench",
     "transformers": "dev",
     "mlx_lm": "dev",
+    "gguf": "gguf",
 }
 
 # A path that is not there is bad input (2, like InputError); a file system that refuses a write (full,
