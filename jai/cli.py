@@ -19,6 +19,7 @@ COMMANDS = {
     "run": ("jai.run", "the main job: prepare the bundled postings, train, and answer a few questions"),
     "prepare": ("jai.data.prepare", "job postings JSON -> Q&A samples -> tokenizer -> train.bin / val.bin"),
     "train": ("jai.train_cli", "train a model with either twin (--backend mlx|torch), resumable"),
+    "eval": ("jai.eval_cli", "measure a checkpoint: loss, bits per byte, answers to held-out questions"),
     "sample": ("jai.sample_cli", "generate text from a checkpoint (KV-cached, streaming)"),
     "serve": ("jai.serve_cli", "serve a checkpoint over HTTP (FastAPI, bounded concurrency)"),
     "convert": ("jai.convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
