@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,3 +36,63 @@ def test_missing_framework_names_the_extra():
         result = run(f"import sys; sys.modules[{framework!r}] = None; import {twin}")
         assert result.returncode != 0
         assert f"pip install -e '.{extra}'" in result.stderr, result.stderr
+
+
+# --- an install without some extras: the commands that do not need them still work ----------------------
+
+
+def run_without(names: tuple[str, ...], argv: list[str]) -> subprocess.CompletedProcess:
+    """`jai argv...` in a process where `names` cannot be imported (None in sys.modules: `import` fails and
+    `importlib.util.find_spec` answers None, as when not installed); afterwards none of them is loaded."""
+    code = f"import sys\nsys.modules.update(dict.fromkeys({names!r}))\nfrom jai import cli\n"
+    code += f"code = cli.main({[str(a) for a in argv]!r})\n"
+    code += f"assert not [m for m, v in sys.modules.items() if v and m.split('.')[0] in {names!r}]\n"
+    code += "sys.exit(code)"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    from jai import cli
+    from jai.data.prepare import BUNDLED_SAMPLE
+
+    path = tmp_path_factory.mktemp("imports") / "data"
+    assert cli.main(["prepare", str(BUNDLED_SAMPLE), "--out", str(path), "--vocab-size", "300"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    from tests.test_sample_cli import make_checkpoint
+
+    path = tmp_path_factory.mktemp("imports") / "run"
+    make_checkpoint(path)
+    return path
+
+
+def test_mlx_trains_without_torch(data_dir, tmp_path):
+    """An MLX-only install: `import jai_mlx` and training steps never reach for torch."""
+    pytest.importorskip("mlx.core")
+    out = tmp_path / "run"
+    tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "2"]
+    argv = ["train", "--backend", "mlx", "--device", "cpu", "--data", data_dir, "--out", out, *tiny]
+    result = run_without(("torch",), [*argv, "--max-steps", "2", "--eval-interval", "1", "--no-progress"])
+    assert result.returncode == 0, result.stderr
+    assert (out / "ckpt" / "model.safetensors").is_file() and "step 2" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["torch", "mlx"])
+def test_sample_without_fastapi(run_dir, backend):
+    """`jai sample` needs neither FastAPI nor uvicorn (the serve extra), and with MLX not torch either."""
+    pytest.importorskip({"torch": "torch", "mlx": "mlx.core"}[backend])
+    blocked = ("fastapi", "uvicorn", "starlette") + (("torch",) if backend == "mlx" else ())
+    argv = ["sample", run_dir, "--backend", backend, "--device", "cpu", "--prompt", "We are hiring"]
+    result = run_without(blocked, [*argv, "--temperature", "0", "--max-new-tokens", "5"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), result.stderr
+
+
+def test_serve_without_fastapi_names_the_extra(run_dir):
+    result = run_without(("fastapi", "uvicorn", "starlette"), ["serve", run_dir])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "pip install -e '.[serve]'" in result.stderr
