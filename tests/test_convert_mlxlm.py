@@ -127,3 +127,21 @@ def test_the_cli_converts_and_wrong_layouts_are_named(tmp_path, ckpt, capsys):
     assert jai_cli.main(["convert", "from-mlx-lm", "--help"]) == 0
     text = capsys.readouterr().out
     assert "jai convert from-mlx-lm" in text and "from-nanogpt" not in text  # its own examples only
+
+
+def test_mlx_lm_runs_the_tanh_gelu_whatever_config_json_says(tmp_path, ckpt):
+    """mlx-lm's GPT-2 hardcodes nn.gelu_approx: an exact-GELU ("gelu") model runs slightly wrong there.
+
+    The README says so; this test notices the day mlx-lm starts reading activation_function.
+    """
+    hf = json.loads((ckpt / "config.json").read_text())
+    exact = tmp_path / "exact"
+    exact.mkdir()
+    for f in ckpt.iterdir():
+        (exact / f.name).write_bytes(f.read_bytes())
+    (exact / "config.json").write_text(json.dumps(hf | {"activation_function": "gelu"}))
+    x = tokens(weights.read_config(ckpt))
+    in_mlx_lm = mlx_lm_logits(exact, x)
+    tanh, erf = torch_logits(ckpt, x), torch_logits(exact, x)
+    assert np.abs(erf - tanh).max() > 1e-4  # the two GELUs differ measurably on this model
+    assert np.abs(in_mlx_lm - tanh).max() < 1e-4 < np.abs(in_mlx_lm - erf).max()
