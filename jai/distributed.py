@@ -37,6 +37,7 @@ from types import ModuleType
 from typing import Any
 
 from jai.config import ConfigError
+from jai.errors import RunFailed
 from jai.weights import CheckpointError
 
 TIMEOUT_ENV = "JAI_DIST_TIMEOUT"
@@ -53,6 +54,10 @@ LAUNCHERS = {"torch": "torchrun", "mlx": "mlx.launch"}
 
 class DistributedError(ConfigError):
     """A launch that cannot work: the wrong launcher for the backend, or a world size a resume cannot use."""
+
+
+class PeerLost(RunFailed):
+    """A collective failed because another process died or its host went away."""
 
 
 def launcher(environ: dict[str, str] | None = None) -> str | None:
@@ -120,6 +125,7 @@ class World:
     local_rank: int = 0
     ops: ModuleType | None = None  # jai_<backend>.distributed, when size > 1
     watchdog: Watchdog | None = None
+    where: Callable[[], str] = lambda: ""
 
     @property
     def main(self) -> bool:
@@ -132,11 +138,21 @@ class World:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when it is True on any: ranks agree on a decision their clocks may differ on."""
-        return self.ops.any(flag) if self.ops is not None else flag
+        return self.ops.any_rank(flag) if self.ops is not None else flag
 
     def beat(self) -> None:
         if self.watchdog is not None:
             self.watchdog.beat()
+
+    def raise_if_peer_lost(self, error: BaseException) -> None:
+        """A framework's error from a collective whose peer is gone, as one line that says what to do."""
+        if self.ops is None or not self.ops.peer_lost(error):
+            return
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise PeerLost(
+            f"rank {self.rank} lost contact with the other processes ({first}): one of them died or its "
+            f"host went away. {self.where()}"
+        ) from None
 
     @contextmanager
     def rank_zero_first(self) -> Iterator[None]:
@@ -177,7 +193,7 @@ def join(backend: str, where: Callable[[], str] = lambda: "") -> World:
     if size == 1:
         watchdog.stop()
         return World()
-    return World(rank, size, local_rank, ops, watchdog)
+    return World(rank, size, local_rank, ops, watchdog, where)
 
 
 def per_rank_batch(batch_size: int, saved: dict[str, Any] | None, asked: int | None, world_size: int) -> int:

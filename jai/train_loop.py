@@ -179,7 +179,11 @@ def train(
     ckpt = Path(out_dir) / train_state.CKPT_DIR
     world = distributed.join(
         backend if isinstance(backend, str) else backend.writer.removeprefix("jai_"),
-        lambda: f"The last checkpoint, {ckpt}, is intact (rank 0 writes it atomically): --resume continues.",
+        lambda: (
+            f"The last checkpoint, {ckpt}, is intact (rank 0 writes it atomically): --resume continues."
+            if ckpt.exists()
+            else "No checkpoint had been written yet."
+        ),
     )
     if not world.main:  # rank 0 alone logs and shows progress
         log, progress = (lambda _: None), False
@@ -191,6 +195,9 @@ def train(
             return _train(
                 plan, backend, device, compile, t_begin, max_seconds, stop_at, log, progress, callback, world
             )
+    except Exception as e:
+        world.raise_if_peer_lost(e)  # another process died mid-collective: say so in one line
+        raise
     finally:
         world.close()
 

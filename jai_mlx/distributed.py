@@ -67,8 +67,15 @@ def barrier() -> None:
     mx.eval(mx.distributed.all_sum(mx.array(0), group=_group))
 
 
-def any(flag: bool) -> bool:
+def any_rank(flag: bool) -> bool:
     return mx.distributed.all_sum(mx.array(int(flag)), group=_group).item() > 0
+
+
+def peer_lost(error: BaseException) -> bool:
+    """Whether `error` is a collective failing because a peer is gone (ring: "connection ... lost")."""
+    return isinstance(error, RuntimeError) and any(
+        tag in str(error) for tag in ("[ring]", "[mpi]", "[nccl]", "[jaccl]")
+    )
 
 
 def close() -> None:

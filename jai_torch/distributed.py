@@ -68,10 +68,17 @@ def barrier() -> None:
     dist.barrier()
 
 
-def any(flag: bool) -> bool:
+def any_rank(flag: bool) -> bool:
     value = torch.tensor([int(flag)])
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def peer_lost(error: BaseException) -> bool:
+    """Whether `error` is a collective failing because a peer is gone (gloo: connection reset or closed)."""
+    return isinstance(error, dist.DistError) or (
+        isinstance(error, RuntimeError) and any(word in str(error) for word in ("gloo", "NCCL"))
+    )
 
 
 def close() -> None:
