@@ -42,12 +42,14 @@ from jai.prompt import Encoder
 # --- scoring answers ---------------------------------------------------------------------------------
 
 _BULLET = re.compile(r"^\s*(?:[-*•·▪●]|\d{1,2}[.)])\s+", re.MULTILINE)
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
 
 
 def normalize(text: str) -> str:
     """The text an exact match compares: NFKC, case folded, no list bullets, punctuation or symbols,
     single spaces. "- SGD 4,000 – 6,000 / month" -> "sgd 4000 6000 month"."""
     text = _BULLET.sub(" ", unicodedata.normalize("NFKC", text).casefold())
+    text = _THOUSANDS.sub("", text)  # 4,000 and 4000 are one number
     kept = (" " if unicodedata.category(c)[0] in "PSZC" else c for c in text)
     return " ".join("".join(kept).split())
 

@@ -1,0 +1,188 @@
+"""`jai eval`: the scores on worked examples (Korean included), the held-out questions, the loss in bits
+per byte, and a real checkpoint scored by both twins with the same result."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jai import eval as scoring
+from jai.config import GPTConfig
+from jai.data.prepare import prepare
+from jai.tokenizer import Tokenizer
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"
+
+
+# --- scoring -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, normal",
+    [
+        ("- SGD 4,000 – 6,000 / month", "sgd 4000 6000 month"),
+        ("Skills:\n- Python\n- SQL", "skills python sql"),
+        ("  급여: 월 SGD 4,300~6,100 ", "급여 월 sgd 4300 6100"),
+        ("ＳＧＤ　３,０００", "sgd 3000"),  # full-width forms (NFKC)
+    ],
+)
+def test_normalize(text: str, normal: str) -> None:
+    assert scoring.normalize(text) == normal
+
+
+def test_exact_match_after_normalisation() -> None:
+    assert scoring.exact_match("Skills: Python, SQL.", "skills - python\n- sql") == 1.0
+    assert scoring.exact_match("Skills: Python", "Skills: Python, SQL") == 0.0
+
+
+@pytest.mark.parametrize(
+    "prediction, reference, f1",
+    [
+        # bigrams 서울 울강 강남 남구 / 서울 울시 시강 강남 남구: 3 shared -> 2*3 / (4+5)
+        ("서울 강남구", "서울시 강남구", 6 / 9),
+        ("근무지: 서울", "근무지: 서울", 1.0),
+        ("연봉 협의", "정규직", 0.0),
+        # 회사는 / 회사가: the particle changes one bigram of two (회사 shared): 2*1 / (2+2)
+        ("회사는", "회사가", 0.5),
+        ("", "", 1.0),
+        ("", "정규직", 0.0),
+        ("월", "월", 1.0),  # one character compares as itself
+        # English too: "python sql" -> py yt th ho on ns sq ql (8); "python" -> 5 shared -> 2*5 / (8+5)
+        ("Python, SQL", "python", 10 / 13),
+    ],
+)
+def test_char_f1_worked_examples(prediction: str, reference: str, f1: float) -> None:
+    assert scoring.char_f1(prediction, reference) == pytest.approx(f1)
+    assert scoring.char_f1(reference, prediction) == pytest.approx(f1)  # symmetric
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data")
+    prepare([SAMPLE], out, vocab_size=800, context=64, show_progress=False, log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def heldout(data_dir: Path) -> list:
+    meta = scoring.read_meta(data_dir)
+    return scoring.heldout_samples(meta, Tokenizer.load(data_dir / "tokenizer.json"))
+
+
+def test_heldout_questions_are_the_validation_split(data_dir: Path, heldout: list) -> None:
+    """The questions eval asks are exactly the samples in val.bin, documents fitted as written there."""
+    tok = Tokenizer.load(data_dir / "tokenizer.json")
+    ids = [i for s in heldout for i in (tok.bos_id, *tok.encode(s.text), tok.eos_id)]
+    assert np.array_equal(np.fromfile(data_dir / "val.bin", dtype=np.uint16), np.array(ids, dtype=np.uint16))
+    assert {s.kind for s in heldout} == {"summary", "requirements", "conditions", "apply", "duties"}
+    assert {s.lang for s in heldout} == {"ko", "en"}
+
+
+def test_copying_the_references_scores_one(heldout: list) -> None:
+    """A "model" that answers with the reference scores 1.0 everywhere; one that answers with another
+    question's reference scores far lower (the scores tell right from wrong)."""
+    right = [scoring.Answer(s.kind, s.lang, s.answer, s.answer) for s in heldout]
+    scores = scoring.score_answers(right)
+    assert scores["all"] == {"n": len(heldout), "exact": 1.0, "f1": 1.0}
+    assert all(
+        v["exact"] == 1.0 and v["f1"] == 1.0
+        for v in [*scores["by_kind"].values(), *scores["by_lang"].values()]
+    )
+    others = [s.answer for s in heldout]
+    random.Random(0).shuffle(others)
+    wrong = scoring.score_answers(
+        [scoring.Answer(s.kind, s.lang, o, s.answer) for s, o in zip(heldout, others, strict=True)]
+    )
+    assert wrong["all"]["exact"] < 0.05 and wrong["all"]["f1"] < 0.5
+
+
+def test_spread_asks_every_kind_and_language(heldout: list) -> None:
+    picked = scoring.spread(heldout, 10)
+    assert len(picked) == 10 and len({(s.kind, s.lang) for s in picked}) == 10
+    assert scoring.spread(heldout, None) == heldout
+
+
+# --- loss --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_tokens", [None, 50, 64, 1000])
+def test_loss_windows_cover_every_target_once(max_tokens: int | None) -> None:
+    data = np.arange(200, dtype=np.uint16)
+    batches = list(scoring.loss_windows(data, 16, max_tokens, batch_size=3))
+    xs = np.concatenate([x.reshape(-1) for x, _ in batches])
+    ys = np.concatenate([y.reshape(-1) for _, y in batches])
+    n = 199 if max_tokens is None else min(199, max_tokens)
+    assert np.array_equal(ys, np.arange(1, n + 1)) and np.array_equal(xs, np.arange(0, n))
+    assert all(x.shape == y.shape and x.shape[1] <= 16 for x, y in batches)
+
+
+def test_loss_report() -> None:
+    report = scoring.loss_report(total_nats=1000 * math.log(2), n_tokens=500, n_bytes=2000)
+    assert report["loss"] == pytest.approx(2 * math.log(2))
+    assert report["perplexity"] == pytest.approx(4.0)
+    assert report["bits_per_byte"] == pytest.approx(0.5)  # 1000 bits over 2000 bytes
+
+
+# --- a real checkpoint, both twins -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def untrained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch_ckpt = pytest.importorskip("jai_torch.checkpoint")
+    from jai_torch.model import GPT
+
+    tok = Tokenizer.load(data_dir / "tokenizer.json")
+    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=32)
+    ckpt = tmp_path_factory.mktemp("run") / "ckpt"
+    torch_ckpt.save_model(GPT(cfg), ckpt, tokenizer=data_dir / "tokenizer.json")
+    return ckpt
+
+
+def test_untrained_model_scores_near_zero_and_both_twins_agree(
+    untrained: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("mlx.core")
+    from jai.eval_cli import evaluate_checkpoint, main
+
+    kwargs = {"max_answers": 10, "loss_tokens": 300, "batch_size": 4, "progress": False}
+    results = {b: evaluate_checkpoint(untrained, data_dir, b, "cpu", **kwargs) for b in ("torch", "mlx")}
+    torch_r, mlx_r = results["torch"], results["mlx"]
+    # Greedy tokens are the twins' shared promise: the answers, and so every answer score, are equal.
+    assert [s["prediction"] for s in torch_r["samples"]] == [s["prediction"] for s in mlx_r["samples"]]
+    assert torch_r["answers"] == mlx_r["answers"]
+    # Loss: the same tokens through two frameworks' float32 kernels, equal to rounding.
+    for key in ("loss", "bits_per_byte"):
+        assert torch_r["loss"][key] == pytest.approx(mlx_r["loss"][key], rel=1e-5)
+    assert torch_r["loss"]["tokens"] == 300
+    # An untrained model: loss near ln(vocab), and answers that match nothing.
+    vocab = json.loads((untrained / "config.json").read_text())["vocab_size"]
+    assert abs(torch_r["loss"]["loss"] - math.log(vocab)) < 1.0
+    assert torch_r["answers"]["all"]["exact"] == 0.0 and torch_r["answers"]["all"]["f1"] < 0.1
+
+    # The command: a table on stdout and the same numbers as JSON.
+    out = tmp_path / "eval.json"
+    argv = [str(untrained), "--data", str(data_dir), "--backend", "torch", "--device", "cpu"]
+    assert (
+        main(
+            [
+                *argv,
+                "--answers",
+                "10",
+                "--loss-tokens",
+                "300",
+                "--batch-size",
+                "4",
+                "--json",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    written = json.loads(out.read_text())
+    assert written["answers"] == torch_r["answers"]
