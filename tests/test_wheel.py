@@ -35,9 +35,16 @@ def wheel(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     shutil.copytree(ROOT, tmp / "src", ignore=shutil.ignore_patterns(*NOT_SOURCE, ".*_cache"))
     pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
-    run(*pip, "-w", tmp / "dist", tmp / "src", cwd=tmp)
+    built = run(*pip, "-w", tmp / "dist", tmp / "src", cwd=tmp)
+    (tmp / "build.log").write_text(built.stdout + built.stderr)
     (found,) = (tmp / "dist").glob("jai-*.whl")
     return found
+
+
+def test_the_build_prints_no_warning(wheel):
+    """pip shows the build backend's warnings (setuptools' boxed ones) to everyone who installs JAI."""
+    log = (wheel.parent.parent / "build.log").read_text()
+    assert "warning" not in log.lower(), log
 
 
 @pytest.fixture(scope="module")
