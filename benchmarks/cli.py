@@ -1,13 +1,9 @@
-"""`jai bench`: the twins against each other and against transformers and mlx-lm.
+"""`jai bench`: the twins against each other and against transformers, a nanoGPT-style model and mlx-lm.
 
-    jai bench                                  # the default run, ~10 minutes on a quiet 2-core CPU
-    jai bench --quick --config tiny            # a smoke run, about a minute
-    jai bench --full                           # the long version, ~30-40 minutes on a 2-core CPU
-    jai bench --only train,peers --config default --out bench-results/mine
-
-Every job runs in its own process (benchmarks/worker.py); the results land in one folder:
-results.json (every figure with its samples), report.md (the tables, with the targets), and PNG plots.
-See docs/benchmarks.md for what is measured and how.
+Every job runs in its own process (benchmarks/worker.py); training speed at the primary size is one job
+per framework that alternates its runners in rounds (benchmarks/rounds.py). The results land in one
+folder: results.json (every figure with its samples), report.md (the tables, with the targets), and PNG
+plots. See docs/benchmarks.md for what is measured and how.
 """
 
 from __future__ import annotations
@@ -31,21 +27,39 @@ from jai.benchmarks.plan import FRAMEWORK, PARTS, SIZES, TWINS, Job
 
 ROOT = Path(__file__).resolve().parents[1]
 
+EXAMPLES = """examples:
+  jai bench --quick                            # smoke run on the tiny model, about a minute
+  jai bench                                    # the default run, ~10 min on a quiet 2-core CPU
+  jai bench --only train,peers --rounds 6      # training speed only: twins vs peers, 6 rounds
+  jai bench --only train,peers --no-compile    # the same without the compiled PyTorch twin
+  jai bench --full --out bench-results/full    # the long version, ~30-40 min on a 2-core CPU
+  jai bench --data out/data --steps 100        # loss curves on a prepared corpus
+  jai bench --blas-threads 1                   # MLX workers with one OpenBLAS thread (busy machines)
+  jai bench --only serve --quick               # jai serve: batching vs one at a time, 1/8/32 clients
+
+Progress goes to the terminal as a bar, or as plain lines when the output is not a terminal.
+Results: <out>/results.json, <out>/report.md and PNG plots; see docs/benchmarks.md."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jai bench",
         description="Benchmark the twins (training, inference, memory, loss curves) against each other and "
-        "against transformers and mlx-lm, on every device this machine has.",
+        "against transformers, a nanoGPT-style model and mlx-lm, on every device this machine has.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--only",
-        default=",".join(PARTS),
-        help=f"comma-separated parts to run, of {','.join(PARTS)} (default: all); "
+        default=None,
+        help=f"comma-separated parts to run, of {','.join(PARTS)} (default: all; --quick: not quant, serve); "
         "'peers' adds transformers and mlx-lm to the training and inference parts",
     )
     p.add_argument(
-        "--quick", action="store_true", help="a smoke run of about a minute: few steps, short prompts"
+        "--quick",
+        action="store_true",
+        help="a smoke run of about a minute: the tiny model (unless --config), few steps, short prompts, "
+        "no profile, no compiled twin, no quant part (unless --only names it)",
     )
     p.add_argument(
         "--full",
@@ -59,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         choices=sorted(SIZES),
-        default="default",
-        help="model size (default: default = 6 layers, 6 heads, 384 wide, context 256, vocab 24000)",
+        default=None,
+        help="model size (default: default = 6 layers, 6 heads, 384 wide, context 256, vocab 24000; "
+        "with --quick: tiny)",
     )
     p.add_argument(
         "--data",
@@ -73,7 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, default=None, help="loss-curve steps per twin (default: 60, quick: 5, full: 200)"
     )
     p.add_argument(
-        "--windows", type=int, default=None, help="timed training windows per runner (default: 3, full: 5)"
+        "--windows",
+        type=int,
+        default=None,
+        help="timed training windows of the larger size's runs (default: 3, full: 5)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="alternating rounds of the training-speed comparison, one timed step of every runner each "
+        "(default: 4, full: 6)",
+    )
+    p.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="leave out the compiled PyTorch twin (torch.compile takes minutes on a CPU)",
     )
     p.add_argument(
         "--devices",
@@ -99,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parts(text: str) -> tuple[str, ...]:
+def _parts(text: str | None, quick: bool = False) -> tuple[str, ...]:
+    if text is None:  # the quant part is a run of its own (14 more processes): not in a smoke run
+        return tuple(p for p in PARTS if not (quick and p in ("quant", "serve")))
     parts = tuple(x.strip() for x in text.split(",") if x.strip())
     bad = [x for x in parts if x not in PARTS]
     if bad:
@@ -120,8 +152,19 @@ def _worker_env(blas_threads: int | None = None) -> dict[str, str]:
     return env
 
 
+PLAIN_EVERY_S = 15.0  # a plain progress line at most this often within a job
+
+
+def say(message: str) -> None:
+    """One plain progress line on stdout (when no progress bar is showing: output not a terminal)."""
+    print(f"jai bench: {message}", flush=True)
+
+
 def run_job(job: Job, workdir: Path, bar: tqdm | None, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run one job in a fresh interpreter; return its output (ok, result or error, rss, wall)."""
+    """Run one job in a fresh interpreter; return its output (ok, result or error, rss, wall).
+
+    Progress: ticks move `bar`; where there is no bar showing (None, or tqdm disabled because the output
+    is not a terminal) plain lines say when the job starts, how far it is every 15 s, and how it ended."""
     safe = job.name.replace(" ", "_").replace("/", "-")
     spec_path, out_path, log_path = (
         workdir / f"{safe}.spec.json",
@@ -129,10 +172,13 @@ def run_job(job: Job, workdir: Path, bar: tqdm | None, env: dict[str, str] | Non
         workdir / f"{safe}.log",
     )
     spec_path.write_text(json.dumps(job.spec), encoding="utf-8")
+    plain = bar is None or bool(getattr(bar, "disable", False))
     if bar is not None:
         bar.set_postfix_str(job.name)
+    if plain:
+        say(f"{job.name}: started")
     done = 0
-    start = time.perf_counter()
+    start = last = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "jai.benchmarks.worker", str(spec_path), str(out_path)],
@@ -144,9 +190,13 @@ def run_job(job: Job, workdir: Path, bar: tqdm | None, env: dict[str, str] | Non
         )
         assert proc.stdout is not None
         for line in proc.stdout:
-            if line.strip() == "." and bar is not None and done < job.ticks:
-                bar.update(1)
+            if line.strip() == "." and done < job.ticks:
                 done += 1
+                if bar is not None:
+                    bar.update(1)
+                if plain and time.perf_counter() - last > PLAIN_EVERY_S:
+                    last = time.perf_counter()
+                    say(f"{job.name}: {done}/{job.ticks} steps, {last - start:.0f} s")
             elif line.strip() != ".":
                 log.write(line)
             if time.perf_counter() - start > job.timeout_s:
@@ -162,6 +212,9 @@ def run_job(job: Job, workdir: Path, bar: tqdm | None, env: dict[str, str] | Non
         out = {"ok": False, "error": f"worker exited with {proc.returncode} and no result", "log_tail": tail}
     if not out.get("ok"):
         out.setdefault("log_tail", log_path.read_text(encoding="utf-8", errors="replace")[-2000:])
+    if plain:
+        status = "done" if out.get("ok") else f"FAILED ({out.get('error', '?')[:120]})"
+        say(f"{job.name}: {status} in {time.perf_counter() - start:.0f} s")
     return out
 
 
@@ -189,12 +242,23 @@ def _devices(envs: dict[str, dict], requested: str) -> dict[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    parts = _parts(args.only)
+    parts = _parts(args.only, args.quick)
     if args.quick and args.full:
         raise SystemExit("jai bench: --quick and --full exclude each other")
     if args.windows is not None and args.windows < 3:
         raise SystemExit("jai bench: --windows must be at least 3 (a median and a spread)")
-    settings = plan.settings_for(args.quick, args.steps, args.windows, full=args.full)
+    if args.rounds is not None and args.rounds < 3:
+        raise SystemExit("jai bench: --rounds must be at least 3 (a median and a spread)")
+    if args.config is None:
+        args.config = "tiny" if args.quick else "default"
+    settings = plan.settings_for(
+        args.quick,
+        args.steps,
+        args.windows,
+        full=args.full,
+        rounds=args.rounds,
+        compile=False if args.no_compile else None,
+    )
     out_dir = args.out or Path("bench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -250,11 +314,17 @@ def main(argv: list[str] | None = None) -> int:
                     job.spec["config"]["vocab_size"] = vocab_of(data)
         jobs = [j for j in jobs if FRAMEWORK[j.spec["runner"]] in devices]
         jobs = [j for j in jobs if _peer_installed(j, envs)]
+        for job in jobs:
+            if job.spec["job"] == "rounds":
+                job.spec["runners"] = [r for r in job.spec["runners"] if _installed(r, envs)]
         total = sum(j.ticks for j in jobs)
+        say(f"{len(jobs)} jobs, {total} steps; results in {out_dir}")
         with tqdm(total=total, desc="jai bench", unit="step", disable=None) as bar:
             for job in jobs:
                 job.result = run_job(job, work, bar, worker_env)
                 results["jobs"].append({"name": job.name, "spec": job.spec, **job.result})
+                if job.spec["job"] == "rounds" and job.result.get("ok"):
+                    results["jobs"] += per_runner(results["jobs"][-1])
         if "quant" in parts:
             from jai.benchmarks import quant_bench
 
@@ -262,21 +332,65 @@ def main(argv: list[str] | None = None) -> int:
             results["quant"] = quant_bench.run(
                 base, data, devices, settings, args.seed, work, run_job, worker_env
             )
+        if "serve" in parts:
+            from jai.benchmarks import serve_bench
+
+            seconds = 2.0 if args.quick else 15.0 if args.full else 6.0
+            results["serve"] = serve_bench.run(
+                args.config, devices, settings, args.seed, work, run_job, worker_env, seconds
+            )
     results["wall_s"] = time.perf_counter() - t0
     results["machine"]["loadavg_end"] = machine.loadavg()
 
-    from jai.benchmarks import plots, quant_bench, report
+    from jai.benchmarks import plots, quant_bench, report, serve_bench
 
     results["plots"] = plots.write_all(results, out_dir)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     (out_dir / "report.md").write_text(
-        report.render(results) + quant_bench.render(results.get("quant")), encoding="utf-8"
+        report.render(results)
+        + quant_bench.render(results.get("quant"))
+        + serve_bench.render(results.get("serve")),
+        encoding="utf-8",
     )
     failed = [j["name"] for j in results["jobs"] if not j.get("ok")]
     print(f"jai bench: {len(results['jobs'])} jobs in {results['wall_s']:.0f} s -> {out_dir}/report.md")
     for name in failed:
         print(f"  FAILED: {name} (see results.json)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def per_runner(rounds_job: dict[str, Any]) -> list[dict[str, Any]]:
+    """A rounds job's figures as one "train" entry per runner, as separate training jobs report them
+    (the report's tables read those). Their peak RSS is the shared process's: all its runners at once."""
+    spec, res = rounds_job["spec"], rounds_job["result"]
+    twin = spec["runners"][0]
+    out = []
+    for runner, r in res["runners"].items():
+        s = {k: v for k, v in spec.items() if k != "runners"}
+        s.update(job="train", runner=runner, roof=runner == twin, rounds_of=rounds_job["name"])
+        result = {**r, "peak_bytes": None}
+        if runner == twin and res.get("roof"):
+            result["roof"] = res["roof"]
+        name = f"train {spec['size']} {runner} {spec['device']} {spec['dtype']}"
+        out.append(
+            {
+                "name": name,
+                "spec": s,
+                "ok": True,
+                "result": result,
+                "rss_peak_bytes": rounds_job.get("rss_peak_bytes"),
+                "shared_process": True,
+            }
+        )
+    return out
+
+
+def _installed(runner: str, envs: dict[str, dict]) -> bool:
+    if runner == "transformers":
+        return bool(envs.get("torch", {}).get("result", {}).get("transformers"))
+    if runner == "mlx_lm":
+        return bool(envs.get("mlx", {}).get("result", {}).get("mlx_lm"))
+    return True
 
 
 def _peer_installed(job: Job, envs: dict[str, dict]) -> bool:

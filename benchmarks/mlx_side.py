@@ -21,6 +21,7 @@ import mlx.optimizers as optim
 import numpy as np
 
 from jai.benchmarks import flops
+from jai.benchmarks.rounds import alternate
 from jai.benchmarks.stats import clock, decode_rates, summarize
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig, learning_rate
@@ -154,6 +155,33 @@ def train(spec: dict[str, Any], progress) -> dict[str, Any]:
         gemms = flops.train_gemms(cfg, B * T)
         out["gemm_s"] = time_gemms(gemms, spec["dtype"])
         out["roof"] = flops.roof(out["gemm_s"], gemms)
+    return out
+
+
+def rounds(spec: dict[str, Any], progress) -> dict[str, Any]:
+    """Every runner of spec["runners"] in this process, timed in alternating rounds (benchmarks/rounds.py),
+    with the GEMM roof timed in every round. The first runner is the twin the ratios are taken against."""
+    cfg = GPTConfig(**spec["config"])
+    B, T = spec["batch"], cfg.block_size
+    tc = TrainConfig(batch_size=B, dtype=spec["dtype"], warmup_steps=0)
+    xn, yn = batch(cfg, B, spec["seed"])
+    x, y = mx.array(xn), mx.array(yn)
+    steps = {}
+    for runner in spec["runners"]:
+        run, _ = make_step(runner, load(runner, spec["ckpt"], spec["dtype"]), tc)
+        steps[runner] = lambda run=run: run(x, y).item()
+    gemms = flops.train_gemms(cfg, B * T)
+    out = alternate(
+        steps,
+        spec["rounds"],
+        spec["warmup"],
+        spec["steps_per_window"],
+        B * T,
+        roof=lambda: flops.roof(time_gemms(gemms, spec["dtype"]), gemms),
+        progress=progress,
+        flops_per_token=flops.train_flops_per_token(cfg),
+    )
+    out["skipped"] = {}
     return out
 
 

@@ -1,10 +1,13 @@
 """What a benchmark run does: the model sizes, the jobs, and how many steps each one times.
 
 The default run is tuned to finish in about ten minutes on a quiet 2-core CPU, where one training step
-of the default model (16 x 256 tokens) takes 4-8 s: two warm-up steps and three timed one-step windows
-per runner at the default size, the same for the twins alone at the larger size (at batch 2 on the
-CPU), a 60-step loss curve per twin, three repeats of every inference figure, one profile. `--quick` is
-a one-minute smoke run, `--full` the long version. On a GPU the same plan runs unchanged.
+of the default model (16 x 256 tokens) takes 3-8 s. Training speed at the default size is one job per
+framework that alternates its runners in rounds (benchmarks/rounds.py: the twin, its peers and, for
+PyTorch, the compiled twin; two warm-up steps each, then four rounds of one timed step per runner and the
+GEMM roof), so that their ratios hold on a loaded machine. The twins alone at the larger size (batch 2
+on the CPU) keep one process each: two warm-up steps and three timed one-step windows. Then a 60-step
+loss curve per twin, three repeats of every inference figure, one profile. `--quick` is a smoke run of
+about a minute on the tiny model; `--full` the long version. On a GPU the same plan runs unchanged.
 """
 
 from __future__ import annotations
@@ -25,8 +28,20 @@ LARGER = {"tiny": "default", "default": "large", "large": None}
 
 TWINS = {"torch": "jai_torch", "mlx": "jai_mlx"}
 PEERS = {"torch": "transformers", "mlx": "mlx_lm"}
-FRAMEWORK = {"jai_torch": "torch", "transformers": "torch", "jai_mlx": "mlx", "mlx_lm": "mlx"}
-PARTS = ("train", "inference", "curves", "peers", "profile", "quant")  # quant: benchmarks/quant_bench.py
+# Alternated with the twin in its framework's rounds job (the twin first: ratios are twin / runner).
+# nanogpt: a nanoGPT-style model (benchmarks/nanogpt_ref.py); jai_torch_compiled: the twin's step with
+# `compile=True` (`jai train --compile`).
+ROUND_PEERS = {"torch": ["transformers", "nanogpt"], "mlx": ["mlx_lm"]}
+COMPILED = {"torch": "jai_torch_compiled"}
+FRAMEWORK = {
+    "jai_torch": "torch",
+    "jai_torch_compiled": "torch",
+    "transformers": "torch",
+    "nanogpt": "torch",
+    "jai_mlx": "mlx",
+    "mlx_lm": "mlx",
+}
+PARTS = ("train", "inference", "curves", "peers", "profile", "quant", "serve")  # +quant_bench, serve_bench
 
 
 @dataclass(frozen=True)
@@ -44,9 +59,12 @@ class Settings:
     curve_batch: int = 2
     profile: bool = True
     larger: bool = True  # also time the twins' training at the next size up (training only)
+    rounds: int = 4  # alternating rounds of the training-speed comparison (benchmarks/rounds.py)
+    compile: bool = True  # also time the PyTorch twin's compiled step (jai train --compile)
 
 
-# `jai bench --quick`: a smoke run of about a minute (tests use it with --config tiny).
+# `jai bench --quick`: a smoke run of about a minute, on the tiny model unless --config says otherwise.
+# No profile, no larger size, no compilation (minutes of it on a CPU): only what proves every part runs.
 QUICK = Settings(
     warmup=1,
     windows=3,
@@ -56,7 +74,9 @@ QUICK = Settings(
     repeats=2,
     curve_steps=5,
     curve_batch=2,
+    profile=False,
     larger=False,
+    compile=False,
 )
 
 # `jai bench --full`: the long version (about 30-40 minutes on a 2-core CPU): more and longer windows,
@@ -69,6 +89,7 @@ FULL = Settings(
     repeats=5,
     curve_steps=200,
     curve_batch=4,
+    rounds=6,
 )
 
 
@@ -84,14 +105,23 @@ class Job:
 
 
 def settings_for(
-    quick: bool, steps: int | None = None, windows: int | None = None, full: bool = False
+    quick: bool,
+    steps: int | None = None,
+    windows: int | None = None,
+    full: bool = False,
+    rounds: int | None = None,
+    compile: bool | None = None,
 ) -> Settings:
     s = QUICK if quick else FULL if full else Settings()
-    changes = {}
+    changes: dict[str, Any] = {}
     if steps is not None:
         changes["curve_steps"] = steps
     if windows is not None:
         changes["windows"] = windows
+    if rounds is not None:
+        changes["rounds"] = rounds
+    if compile is not None:
+        changes["compile"] = compile
     return Settings(**{**s.__dict__, **changes})
 
 
@@ -125,11 +155,32 @@ def make_jobs(
             dtypes = ["float32"] + (["bfloat16"] if bf16_ok(fw, dev) else [])
             for sz in sizes:
                 cfg = SIZES[sz][0]
-                runners = [twin] + ([peer] if "peers" in parts and sz == size else [])
                 if "train" not in parts:
                     continue
+                if sz == size:  # the primary size: the twin and its peers in one job, alternating
+                    runners = [twin] + (ROUND_PEERS[fw] if "peers" in parts else [])
+                    runners += [COMPILED[fw]] if s.compile and fw in COMPILED else []
+                    for dtype in dtypes:
+                        spec = {
+                            "job": "rounds",
+                            "runner": twin,
+                            "runners": runners,
+                            "size": sz,
+                            "config": cfg.__dict__.copy(),
+                            "batch": batch_for(sz, dev),
+                            "device": dev,
+                            "dtype": dtype,
+                            "ckpt": ckpt[sz],
+                            "warmup": s.warmup,
+                            "rounds": s.rounds,
+                            "steps_per_window": s.steps_per_window,
+                            "seed": seed,
+                        }
+                        ticks = len(runners) * (s.warmup + s.rounds)
+                        jobs.append(Job(f"train {sz} {'+'.join(runners)} {dev} {dtype}", spec, ticks))
+                    continue
                 for dtype in dtypes:
-                    for runner in runners:
+                    for runner in [twin]:
                         spec = {
                             "job": "train",
                             "runner": runner,

@@ -1,6 +1,7 @@
-"""The PyTorch runners: JAI's PyTorch twin and transformers' GPT2LMHeadModel, each in its own worker.
+"""The PyTorch runners: JAI's PyTorch twin (eager, and compiled), transformers' GPT2LMHeadModel and a
+nanoGPT-style reference (benchmarks/nanogpt_ref.py).
 
-Both load the same checkpoint directory, train with the same AdamW (two groups, decay on 2-D weights),
+All load the same checkpoint directory, train with the same AdamW (two groups, decay on 2-D weights),
 the same loss (mean cross-entropy over every position, from logits) and the same clipping, in the same
 dtype, with the same number of threads. transformers runs its "sdpa" attention, as our twin does.
 """
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from jai.benchmarks import flops
+from jai.benchmarks.rounds import alternate
 from jai.benchmarks.stats import clock, decode_rates, summarize
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig, learning_rate
@@ -63,8 +65,12 @@ def peak_memory(device: str) -> int | None:
 
 
 def load(runner: str, ckpt: str, device: str) -> torch.nn.Module:
-    if runner == "jai_torch":
+    if runner in ("jai_torch", "jai_torch_compiled"):
         return load_twin(ckpt, device=device, dtype=torch.float32)
+    if runner == "nanogpt":
+        from jai.benchmarks.nanogpt_ref import from_twin
+
+        return from_twin(load_twin(ckpt, device=device, dtype=torch.float32))
     if runner == "transformers":
         from transformers import GPT2LMHeadModel
 
@@ -74,17 +80,19 @@ def load(runner: str, ckpt: str, device: str) -> torch.nn.Module:
 
 
 def _logits(runner: str, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return model(x) if runner == "jai_torch" else model(input_ids=x, use_cache=False).logits
+    return model(input_ids=x, use_cache=False).logits if runner == "transformers" else model(x)
 
 
-def _peer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, tc: TrainConfig, device: str):
-    """The plain transformers training step: forward to logits, the same loss, backward, clip, AdamW."""
+def _peer_step(
+    runner: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, tc: TrainConfig, device: str
+):
+    """A peer's plain training step: forward to logits, the same loss, backward, clip, AdamW."""
     autocast = torch.autocast(device, dtype=torch.bfloat16) if tc.dtype == "bfloat16" else nullcontext()
     params = [p for p in model.parameters() if p.requires_grad]
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast:
-            logits = model(input_ids=x[0], use_cache=False).logits
+            logits = _logits(runner, model, x[0])
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y[0].reshape(-1))
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
@@ -98,11 +106,10 @@ def _peer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, tc: Tra
 def make_step(runner: str, model: torch.nn.Module, tc: TrainConfig, device: str):
     model.train()
     optimizer = make_optimizer(model, tc)  # works for any module: decay on parameters with ndim >= 2
-    step = (
-        make_train_step(model, optimizer, tc)
-        if runner == "jai_torch"
-        else _peer_step(model, optimizer, tc, device)
-    )
+    if runner in ("jai_torch", "jai_torch_compiled"):
+        step = make_train_step(model, optimizer, tc, compile=runner == "jai_torch_compiled")
+    else:
+        step = _peer_step(runner, model, optimizer, tc, device)
 
     def run(x: torch.Tensor, y: torch.Tensor) -> float:
         loss, _ = step(x, y)
@@ -169,6 +176,45 @@ def train(spec: dict[str, Any], progress) -> dict[str, Any]:
         gemms = flops.train_gemms(cfg, B * T)
         out["gemm_s"] = time_gemms(gemms, spec["dtype"], device)
         out["roof"] = flops.roof(out["gemm_s"], gemms)
+    return out
+
+
+def rounds(spec: dict[str, Any], progress) -> dict[str, Any]:
+    """Every runner of spec["runners"] in this process, timed in alternating rounds (benchmarks/rounds.py),
+    with the GEMM roof timed in every round. The first runner is the twin the ratios are taken against.
+    A runner that cannot run here (e.g. the compiled twin without a C++ compiler) is left out, and why."""
+    cfg = GPTConfig(**spec["config"])
+    device = spec.get("device", "cpu")
+    B, T = spec["batch"], cfg.block_size
+    tc = TrainConfig(batch_size=B, dtype=spec["dtype"], warmup_steps=0)
+    xn, yn = batch(cfg, B, spec["seed"])
+    x, y = torch.from_numpy(xn).long().to(device), torch.from_numpy(yn).long().to(device)
+    steps, first, skipped = {}, {}, {}
+    for runner in spec["runners"]:
+        try:
+            run, _ = make_step(runner, load(runner, spec["ckpt"], device), tc, device)
+            first[runner] = run(x, y)  # the first warm-up step (and, compiled, the compilation)
+        except Exception as e:
+            if runner == spec["runners"][0]:
+                raise
+            skipped[runner] = f"{type(e).__name__}: {e}"[:300]
+            continue
+        progress()
+        steps[runner] = lambda run=run: run(x, y)
+    gemms = flops.train_gemms(cfg, B * T)
+    out = alternate(
+        steps,
+        spec["rounds"],
+        spec["warmup"] - 1,
+        spec["steps_per_window"],
+        B * T,
+        roof=lambda: flops.roof(time_gemms(gemms, spec["dtype"], device), gemms),
+        progress=progress,
+        flops_per_token=flops.train_flops_per_token(cfg),
+    )
+    for runner, loss in first.items():
+        out["runners"][runner]["losses"].insert(0, loss)
+    out["skipped"] = skipped
     return out
 
 
