@@ -36,6 +36,7 @@ EXAMPLES = """examples:
   jai bench --data out/data --steps 100        # loss curves on a prepared corpus
   jai bench --blas-threads 1                   # MLX workers with one OpenBLAS thread (busy machines)
   jai bench --only serve --quick               # jai serve: batching vs one at a time, 1/8/32 clients
+  jai bench --only scaling --quick             # data parallel: 1 vs 2 processes (torchrun, mlx.launch)
 
 Progress goes to the terminal as a bar, or as plain lines when the output is not a terminal.
 Results: <out>/results.json, <out>/report.md and PNG plots; see docs/benchmarks.md."""
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parts(text: str | None, quick: bool = False) -> tuple[str, ...]:
     if text is None:  # the quant part is a run of its own (14 more processes): not in a smoke run
-        return tuple(p for p in PARTS if not (quick and p in ("quant", "serve")))
+        return tuple(p for p in PARTS if not (quick and p in ("quant", "serve", "scaling")))
     parts = tuple(x.strip() for x in text.split(",") if x.strip())
     bad = [x for x in parts if x not in PARTS]
     if bad:
@@ -339,17 +340,23 @@ def main(argv: list[str] | None = None) -> int:
             results["serve"] = serve_bench.run(
                 args.config, devices, settings, args.seed, work, run_job, worker_env, seconds
             )
+        if "scaling" in parts:  # data parallel: 1 vs 2 processes per twin (docs/distributed.md)
+            from jai.benchmarks import scaling
+
+            steps = 10 if args.quick else 40 if args.full else 20
+            results["scaling"] = scaling.run(args.config, frameworks, args.seed, work, worker_env, steps)
     results["wall_s"] = time.perf_counter() - t0
     results["machine"]["loadavg_end"] = machine.loadavg()
 
-    from jai.benchmarks import plots, quant_bench, report, serve_bench
+    from jai.benchmarks import plots, quant_bench, report, scaling, serve_bench
 
     results["plots"] = plots.write_all(results, out_dir)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     (out_dir / "report.md").write_text(
         report.render(results)
         + quant_bench.render(results.get("quant"))
-        + serve_bench.render(results.get("serve")),
+        + serve_bench.render(results.get("serve"))
+        + scaling.render(results.get("scaling")),
         encoding="utf-8",
     )
     failed = [j["name"] for j in results["jobs"] if not j.get("ok")]

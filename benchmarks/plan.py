@@ -41,7 +41,8 @@ FRAMEWORK = {
     "jai_mlx": "mlx",
     "mlx_lm": "mlx",
 }
-PARTS = ("train", "inference", "curves", "peers", "profile", "quant", "serve")  # +quant_bench, serve_bench
+# +quant_bench, serve_bench, scaling
+PARTS = ("train", "inference", "curves", "peers", "profile", "quant", "serve", "scaling")
 
 
 @dataclass(frozen=True)
