@@ -25,6 +25,7 @@ COMMANDS = {
     "convert": ("jai.convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
     "export": ("jai.export_cli", "a checkpoint as GGUF for llama.cpp and Ollama (+ Modelfile)"),
     "quantize": ("jai.quant_cli", "quantize a checkpoint to 8 or 4 bits, in mlx-lm's format"),
+    "fuse": ("jai.fuse_cli", "merge a LoRA adapter (jai train --lora) into its base model"),
     "bench": ("jai.benchmarks.cli", "compare the twins (and transformers, mlx-lm): speed, memory, loss"),
 }
 
@@ -40,6 +41,7 @@ KEPT_ON_WRITE_FAILURE = {
     "prepare": "the input postings are untouched and no output file was left half-written",
     "convert": "the source is untouched and no output file was left half-written",
     "export": "the checkpoint is untouched and no output file was left half-written",
+    "fuse": "the adapter and its base are untouched and no output file was left half-written",
 }
 
 # Optional packages and the extra that installs each: a missing one is the install to fix, not a bug.

@@ -14,6 +14,7 @@ import numpy as np
 from jai import weights
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import META_FILE, DatasetError, TokenBin
+from jai.lora import LoraConfig, init_adapter, read_adapter
 from jai.recovery import recover_checkpoint
 from jai.train_config import TrainConfig
 from jai.train_state import (
@@ -48,6 +49,14 @@ class RunPlan:
     moments: dict[str, np.ndarray] | None = None
     init_from: Path | None = None  # a checkpoint whose weights start a new run
     notes: list[str] = field(default_factory=list)  # things the log should say (changed settings)
+    lora: LoraConfig | None = None  # train a LoRA adapter on the frozen `init_from` (jai/lora.py)
+    adapter: dict[str, np.ndarray] | None = None  # its tensors: freshly initialised, or resumed
+
+    @property
+    def weights_from(self) -> Path | None:
+        """The checkpoint the model's weights come from: the run's own when resuming a full run; the
+        base (init_from) for a new run from a checkpoint and for every LoRA run; None for a new model."""
+        return self.ckpt_dir if self.resume is not None and self.lora is None else self.init_from
 
 
 def plan_run(
@@ -57,6 +66,7 @@ def plan_run(
     train_cfg: TrainConfig | None,
     resume: bool = False,
     init_from: str | os.PathLike | None = None,
+    lora: LoraConfig | None = None,
 ) -> RunPlan:
     """Check the data, the checkpoint and the configs against each other, and settle the configs.
 
@@ -65,7 +75,9 @@ def plan_run(
       checkpoint; `resume` needs that checkpoint, and refuses a `model_cfg` or data that disagree with it.
     - `train_cfg=None` means TrainConfig() for a new run and the checkpoint's own for a resumed one;
       settings that differ from the checkpoint's are allowed (a longer schedule, say) and noted.
-    - `init_from` starts a new run (step 0, fresh optimizer) from a checkpoint's weights.
+    - `init_from` starts a new run (step 0, fresh optimizer) from a checkpoint's weights; with `lora`,
+      a run that trains a LoRA adapter on those weights, frozen. A resumed LoRA run finds its base and
+      adapter in its own checkpoint.
     - `data_dir` None: a resumed run's own data (recorded in its state), else `DEFAULT_DATA`.
     - Before any step: every token id of train.bin and val.bin lies inside the vocabulary, and the data's
       tokenizer.json is the one meta.json names (a model trained on ids past its embedding table crashes
@@ -124,6 +136,10 @@ def plan_run(
             plan.notes.append(f"resuming with changed training settings: {changes} (checkpoint vs now)")
         plan.model_config, plan.resume, plan.moments = cfg, state, moments
         plan.train_config = train_cfg or state.train_config
+        if state.lora is not None:
+            _resume_lora(plan, state, lora)
+        elif lora is not None:
+            raise ConfigError(f"{ckpt_dir}: a full training run; --lora starts a new run (--init-from)")
         return plan
     if ckpt_dir.exists():
         raise CheckpointError(
@@ -141,7 +157,11 @@ def plan_run(
             )
         plan.init_from = Path(init_from)
         plan.model_config = cfg.replace(dropout=model_cfg.dropout) if model_cfg else cfg
+        if lora is not None:
+            plan.lora, plan.adapter = lora, init_adapter(plan.model_config, lora)
         return plan
+    if lora is not None:
+        raise ConfigError("--lora trains an adapter on a trained model: name it with --init-from CKPT")
     plan.model_config = with_data(model_cfg or GPTConfig())
     return plan
 
@@ -179,3 +199,19 @@ def check_tokenizer(path: Path, sha256: str | None, meta_path: Path) -> None:
             f"{path}: its sha256 is {found[:12]}..., but {meta_path} says the token files were made with "
             f"{sha256[:12]}...; run `jai prepare` again, or put back the tokenizer.json it wrote"
         )
+
+
+def _resume_lora(plan: RunPlan, state: TrainState, asked: LoraConfig | None) -> None:
+    """A LoRA run continues on its recorded base, which must still be the model it was trained on."""
+    lora = LoraConfig.from_dict(state.lora)
+    if asked is not None and asked != lora:
+        raise ConfigError(f"{plan.ckpt_dir}: the run trains {lora}; --lora asked for {asked}")
+    base = Path(state.base or "")
+    cfg, _ = weights.inspect_checkpoint(base)
+    if cfg.replace(dropout=state.model_config.dropout) != state.model_config:
+        raise CheckpointError(
+            f"{base / weights.CONFIG_FILE}: the LoRA run's base model changed since it was trained: "
+            f"{_differences(state.model_config, cfg)} (run vs base)"
+        )
+    _, _, plan.adapter = read_adapter(plan.ckpt_dir, state.model_config)
+    plan.lora, plan.init_from = lora, base

@@ -15,8 +15,9 @@ from typing import Any
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend
-from jai.train_config import TrainConfig
+from jai.lora import LoraConfig
 from jai.recovery import recover_checkpoint
+from jai.train_config import TrainConfig
 from jai.train_loop import train
 from jai.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
 from jai.weights import CheckpointError, read_config
@@ -29,6 +30,8 @@ examples:
   jai train --resume                               # continue out/run exactly where it stopped, on its data
   jai train --backend torch --compile              # torch.compile the PyTorch step (see docs/benchmarks.md)
   jai train --init-from out/run/ckpt --out out/ft --lr 1e-4 --max-steps 500
+  jai train --init-from out/run/ckpt --out out/lora --lora 8 --lr 1e-3   # a PEFT LoRA adapter alone
+  jai fuse out/lora/ckpt out/fused                 # merge the adapter into an ordinary checkpoint
 
 A run writes <out>/ckpt (the latest checkpoint: config.json, model.safetensors, tokenizer.json, which
 transformers, mlx-lm and `jai sample` open as a GPT-2, plus train_state/ for --resume) and
@@ -125,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="PyTorch twin: torch.compile the model's forward pass (the MLX step is always compiled)",
     )
+    lora = p.add_argument_group("LoRA (train an adapter on the frozen --init-from model; PEFT's format)")
+    lora.add_argument("--lora", type=int, metavar="RANK", help="train a rank-RANK LoRA adapter instead")
+    lora.add_argument(
+        "--lora-alpha", type=float, metavar="A", help="LoRA scale alpha / rank (default: 2 x rank)"
+    )
+    lora.add_argument(
+        "--lora-targets",
+        default="c_attn",
+        metavar="LAYERS",
+        help="comma-separated layers to adapt: c_attn, c_proj, c_fc (default: %(default)s)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar (the log lines remain)")
 
     shape = GPTConfig()
@@ -180,6 +194,14 @@ def _configs(args: argparse.Namespace, dtype: str) -> tuple[GPTConfig | None, Tr
     return GPTConfig(**shape), TrainConfig(**settings)
 
 
+def _lora(args: argparse.Namespace) -> LoraConfig | None:
+    if args.lora is None:
+        return None
+    alpha = args.lora_alpha if args.lora_alpha is not None else 2.0 * args.lora
+    targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
+    return LoraConfig(rank=args.lora, alpha=alpha, targets=targets, seed=args.seed or TrainConfig().seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Errors (JaiError, a missing extra) go up to the `jai` dispatcher, which reports them for every command.
@@ -204,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             max_seconds=args.max_seconds,
             progress=not args.no_progress,
             compile=args.compile,
+            lora=_lora(args),
         )
     except KeyboardInterrupt:
         print(

@@ -38,6 +38,7 @@ from jai.config import GPTConfig
 from jai.dataset import BatchSampler
 from jai.devices import BACKENDS, DeviceError
 from jai.errors import RunFailed
+from jai.lora import LoraConfig
 from jai.metrics_log import MetricsLog
 from jai.progress import progress_bar
 from jai.run_lock import RunLock
@@ -158,13 +159,15 @@ def train(
     progress: bool = True,
     compile: bool = False,
     callback: Callable[[Progress], None] | None = None,
+    lora: LoraConfig | None = None,
 ) -> dict[str, Any]:
     """Train on `data_dir` (from `jai prepare`) into `out_dir` with a twin; return a summary of the run.
 
     `backend` is "mlx", "torch" or a ready Trainer. `model_cfg` gives the shape of a new model (its
     vocabulary comes from the data); `train_cfg` the hyperparameters (None: the defaults, or the
     checkpoint's own when resuming). `resume` continues <out>/ckpt exactly (`data_dir` None: the data
-    the run was trained on); `init_from` starts a new run from another checkpoint's weights.
+    the run was trained on); `init_from` starts a new run from another checkpoint's weights, or with
+    `lora` trains a LoRA adapter on them (jai/lora.py).
     `max_seconds` bounds this whole call, evaluations and saving included: the run stops after the last
     step that leaves time for a final evaluation and save (times measured as the run goes; the first
     evaluation takes fewer batches if it would eat more than EVAL_SHARE of the budget), with a checkpoint
@@ -191,7 +194,7 @@ def train(
         # one run per folder (the lock is rank 0's), released however this process ends
         with RunLock(out_dir) if world.main else nullcontext():
             with world.rank_zero_first():  # rank 0 repairs an interrupted save before the others read
-                plan = run_plan.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from)
+                plan = run_plan.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from, lora)
             return _train(
                 plan, backend, device, compile, t_begin, max_seconds, stop_at, log, progress, callback, world
             )
@@ -244,6 +247,8 @@ def _train(
     state = resumed or TrainState(0, 0, cfg, plan.model_config, {}, tokenizer_sha256=plan.tokenizer_sha256)
     state.train_config, state.writer = cfg, trainer.writer
     state.device, state.dtype, state.data_dir = trainer.device, trainer.dtype, str(plan.data_dir)
+    if plan.lora is not None:
+        state.lora, state.base = plan.lora.to_dict(), str(plan.init_from)
     start, elapsed_before, saved_step = state.step, state.elapsed_seconds, resumed and resumed.step
     tokens_per_step = world.size * cfg.grad_accum * cfg.batch_size * block
     metrics = (

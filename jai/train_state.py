@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from jai import weights
 from jai.atomic import atomic_directory
 from jai.config import ConfigError, GPTConfig
 from jai.errors import RunFailed
+from jai.lora import LoraConfig, adapter_shapes, write_adapter
 from jai.train_config import TrainConfig
 from jai.weights import CheckpointError
 
@@ -82,6 +84,8 @@ class TrainState:
     dtype: str = "float32"
     tokenizer_sha256: str | None = None  # from the data's meta.json: resuming on other data is refused
     data_dir: str | None = None  # the data the run trains on: --resume finds it here
+    lora: dict[str, Any] | None = None  # a LoRA run: its jai.lora.LoraConfig, and the frozen base it adapts
+    base: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
@@ -123,6 +127,8 @@ class TrainState:
             "dtype": str,
             "tokenizer_sha256": (str, type(None)),
             "data_dir": (str, type(None)),
+            "lora": (dict, type(None)),
+            "base": (str, type(None)),
         }
         for name in required:
             if name not in obj:
@@ -159,9 +165,10 @@ def _config(kind: type, d: dict[str, Any], source: str) -> Any:
 # --- the moments -------------------------------------------------------------------------------------
 
 
-def moment_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor of optimizer.safetensors and its shape (the file's layout), in a stable order."""
-    shapes = weights.tensor_shapes(cfg)
+def moment_shapes(cfg: GPTConfig, lora: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
+    """Every tensor of optimizer.safetensors and its shape (the file's layout), in a stable order: the
+    model's, or in a LoRA run the adapter's alone (nothing else trains)."""
+    shapes = adapter_shapes(cfg, LoraConfig.from_dict(lora)) if lora else weights.tensor_shapes(cfg)
     return {f"{m}.{name}": shape for m in MOMENTS for name, shape in shapes.items()}
 
 
@@ -179,9 +186,15 @@ def moments_from_file(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(a.T) if weights.is_conv1d(k) else a for k, a in tensors.items()}
 
 
-def check_moments(found: dict[str, tuple[str, tuple[int, ...]]], cfg: GPTConfig, path: Path) -> None:
+def check_moments(
+    found: dict[str, tuple[str, tuple[int, ...]]],
+    cfg: GPTConfig,
+    path: Path,
+    lora: dict[str, Any] | None = None,
+) -> None:
     """Check optimizer.safetensors' header against the model config; raise on the first mismatch."""
-    problem = weights.shape_mismatch({k: shape for k, (_, shape) in found.items()}, moment_shapes(cfg))
+    shapes = moment_shapes(cfg, lora)
+    problem = weights.shape_mismatch({k: shape for k, (_, shape) in found.items()}, shapes)
     if problem:
         raise CheckpointError(f"{path}: {problem}")
     for name, (dtype, _) in found.items():
@@ -215,15 +228,18 @@ def read_train_state(ckpt_dir: str | os.PathLike) -> tuple[TrainState, dict[str,
     name, shape and dtype against the checkpoint's config.json, before reading any tensor.
     """
     ckpt_dir = Path(ckpt_dir)
-    cfg, _ = weights.inspect_checkpoint(ckpt_dir)
     state = read_state_json(ckpt_dir)
+    if state.lora is not None:  # an adapter's checkpoint: jai.run_plan checks its base and tensors
+        cfg = state.model_config
+    else:
+        cfg, _ = weights.inspect_checkpoint(ckpt_dir)
     if state.model_config != cfg:
         raise CheckpointError(
             f"{ckpt_dir / STATE_DIR / STATE_FILE}: model_config disagrees with "
             f"{ckpt_dir / weights.CONFIG_FILE}: {_differences(state.model_config, cfg)}"
         )
     path = ckpt_dir / STATE_DIR / OPTIMIZER_FILE
-    check_moments(weights.read_header(path), cfg, path)
+    check_moments(weights.read_header(path), cfg, path, state.lora)
     return state, moments_from_file(load_file(path))
 
 
@@ -234,22 +250,30 @@ def write_training_checkpoint(
     state: TrainState,
     moments: dict[str, np.ndarray],
     tokenizer: str | os.PathLike | None = None,
+    adapter: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write model files and training state into `ckpt_dir` in one atomic directory replacement.
 
     `save_weights(path)` writes model.safetensors (the twin's own writer, as in its save_model);
-    `moments` maps exp_avg.<name> / exp_avg_sq.<name> to arrays in the twin's layout.
+    `moments` maps exp_avg.<name> / exp_avg_sq.<name> to arrays in the twin's layout. A LoRA run
+    (`state.lora`) writes its `adapter` in PEFT's format instead of the model (jai/lora.py).
     """
     ckpt_dir = Path(ckpt_dir)
     cfg = state.model_config
     tensors = moments_to_file(moments)
-    wrong = sorted(set(moment_shapes(cfg)) ^ set(tensors))  # missing or unexpected
+    wrong = sorted(set(moment_shapes(cfg, state.lora)) ^ set(tensors))  # missing or unexpected
     if wrong:
         raise CheckpointError(f"{ckpt_dir}: the moments do not match the model: {wrong[0]!r}")
     try:
         with atomic_directory(ckpt_dir) as tmp:
             # The model part is what jai.weights.save_checkpoint writes, in the same atomic directory.
-            weights.write_model_files(tmp, cfg, writer, save_weights, tokenizer)
+            if state.lora is None:
+                weights.write_model_files(tmp, cfg, writer, save_weights, tokenizer)
+            else:
+                lora = LoraConfig.from_dict(state.lora)
+                write_adapter(tmp, lora, adapter or {}, Path(state.base or ""))
+                if tokenizer is not None:  # the adapter's folder is self-contained for readers too
+                    shutil.copyfile(tokenizer, tmp / weights.TOKENIZER_FILE)
             state_dir = tmp / STATE_DIR
             state_dir.mkdir()
             save_file(tensors, state_dir / OPTIMIZER_FILE, metadata={"format": "np", "jai": FORMAT})

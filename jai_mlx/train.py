@@ -20,6 +20,7 @@ from jai import train_state, weights
 from jai.run_plan import RunPlan
 from jai.train_state import MOMENTS, TrainState
 from jai_mlx import checkpoint, distributed
+from jai_mlx.lora import adapter_tensors, apply_lora
 from jai_mlx.model import GPT
 from jai_mlx.optim import make_evaluate, make_optimizer, make_train_step, set_learning_rate
 
@@ -72,7 +73,8 @@ class Trainer:
         """Model and training state into `ckpt_dir`, in one atomic directory replacement."""
         state.rng = rng_state()
         state.optimizer_step, moments = optimizer_moments(self.optimizer)
-        tensors = checkpoint.to_contract(self.model, mx.float32)
+        adapter = adapter_tensors(self.model) if state.lora else None  # a LoRA run saves its adapter alone
+        tensors = {} if adapter else checkpoint.to_contract(self.model, mx.float32)
         train_state.write_training_checkpoint(
             ckpt_dir,
             self.writer,
@@ -80,6 +82,7 @@ class Trainer:
             state,
             moments,
             tokenizer,
+            adapter,
         )
 
     def max_abs_weight(self) -> float:
@@ -90,11 +93,12 @@ class Trainer:
 def build_model(plan: RunPlan, seed: int) -> GPT:
     """A fresh model, or the weights of the checkpoint a run resumes or starts from, in float32."""
     model = GPT(plan.model_config, seed=seed)
-    source = plan.ckpt_dir if plan.resume else plan.init_from
-    if source is not None:
-        _, tensors = checkpoint.load_tensors(source)
+    if plan.weights_from is not None:
+        _, tensors = checkpoint.load_tensors(plan.weights_from)
         model.load_weights(list(checkpoint.from_contract(tensors).items()), strict=True)
     model.set_dtype(mx.float32)  # master weights; bfloat16 runs compute in copies (optim.py)
+    if plan.lora is not None:  # the base frozen, the adapter alone trains
+        apply_lora(model, plan.lora, plan.adapter)
     mx.eval(model.parameters())
     model.train()
     return model

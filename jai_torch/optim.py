@@ -27,8 +27,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]  # a LoRA run trains its adapter alone
+    decay = [p for p in trained if p.ndim >= 2]
+    no_decay = [p for p in trained if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # fused: one kernel per parameter group on CPU, CUDA and MPS alike. Without it PyTorch picks the
     # multi-tensor path on CUDA only, and on the CPU a Python loop over every tensor (~15% of a step here).
@@ -60,7 +61,7 @@ def make_train_step(
     compute = DTYPES[dtype or cfg.dtype]
     forward = torch.compile(model) if compile else model  # the same parameters, traced once per shape
     forward = distributed.wrap(forward)  # several processes: DistributedDataParallel averages the gradients
-    params = list(model.parameters())
+    params = [p for p in model.parameters() if p.requires_grad]
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         accum = x.shape[0]

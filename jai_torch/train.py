@@ -20,6 +20,7 @@ from jai import train_state, weights
 from jai.run_plan import RunPlan
 from jai.train_state import MOMENTS, TrainState
 from jai_torch import checkpoint, distributed
+from jai_torch.lora import adapter_tensors, apply_lora
 from jai_torch.model import GPT
 from jai_torch.optim import make_evaluate, make_optimizer, make_train_step, set_learning_rate
 
@@ -72,7 +73,8 @@ class Trainer:
         """Model and training state into `ckpt_dir`, in one atomic directory replacement."""
         state.rng = rng_state(self.dev)
         state.optimizer_step, moments = optimizer_moments(self.model, self.optimizer)
-        tensors = checkpoint.to_contract(self.model, torch.float32)
+        adapter = adapter_tensors(self.model) if state.lora else None  # a LoRA run saves its adapter alone
+        tensors = {} if adapter else checkpoint.to_contract(self.model, torch.float32)
         train_state.write_training_checkpoint(
             ckpt_dir,
             self.writer,
@@ -80,6 +82,7 @@ class Trainer:
             state,
             moments,
             tokenizer,
+            adapter,
         )
 
     def max_abs_weight(self) -> float:
@@ -90,11 +93,12 @@ class Trainer:
 def build_model(plan: RunPlan, seed: int, dev: torch.device) -> GPT:
     """A fresh model, or the weights of the checkpoint a run resumes or starts from, in float32."""
     model = GPT(plan.model_config, seed=seed)
-    source = plan.ckpt_dir if plan.resume else plan.init_from
-    if source is not None:
-        _, tensors = checkpoint.load_tensors(source)
+    if plan.weights_from is not None:
+        _, tensors = checkpoint.load_tensors(plan.weights_from)
         model.load_state_dict(checkpoint.from_contract(tensors), strict=True)
     model.to(device=dev, dtype=torch.float32)  # master weights; bfloat16 runs compute under autocast
+    if plan.lora is not None:  # the base frozen, the adapter alone trains
+        apply_lora(model, plan.lora, plan.adapter)
     model.train()
     return model
 
@@ -103,6 +107,8 @@ def optimizer_moments(model: GPT, optimizer: torch.optim.AdamW) -> tuple[int, di
     """Adam's step count and moments, {exp_avg.<name>: float32 array in the model's layout}."""
     steps, moments = set(), {}
     for name, p in model.named_parameters():
+        if not p.requires_grad:  # frozen (a LoRA run's base): no moments
+            continue
         state = optimizer.state.get(p, {})
         steps.add(int(state["step"]) if state else 0)
         for m in MOMENTS:
@@ -128,6 +134,7 @@ def load_moments(model: GPT, optimizer: torch.optim.AdamW, moments: dict[str, np
             **{m: torch.from_numpy(moments[f"{m}.{name}"]) for m in MOMENTS},
         }
         for name, p in model.named_parameters()
+        if p.requires_grad
     }
     optimizer.load_state_dict(state)  # moves each moment to its parameter's device and dtype
 
