@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= mlx,torch,serve,bench,dev
+EXTRAS ?= mlx,torch,serve,bench,dev,gguf,llama
 
 .PHONY: setup run test lint bench clean
 
