@@ -145,7 +145,6 @@ def _worker_env(blas_threads: int | None = None) -> dict[str, str]:
     if blas_threads:
         env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
     env["PYTHONPATH"] = os.pathsep.join(x for x in (str(ROOT), env.get("PYTHONPATH", "")) if x)
-    env.setdefault("JAI_TORCH_FIRST", "0")  # one framework per job: no torch import in MLX jobs (blas.py)
     env.setdefault("MLX_ENABLE_TF32", "0")  # true fp32 on CUDA, as the twins' parity needs
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -1,7 +1,8 @@
 """JAI's MLX twin. Mirrors jai_torch file for file; shared, framework-free code lives in `jai`."""
 
-# On Linux, put a fast BLAS in the global symbol scope before MLX loads (see jai_mlx/blas.py): the
-# mlx-cpu wheel's own BLAS is the slow reference one. Does nothing on macOS; never raises.
+# On Linux, hand MLX a fast BLAS (see jai_mlx/blas.py): the mlx-cpu wheel's own BLAS is the slow
+# reference one. Loaded privately, so torch and anything else in the process keep their own. Does
+# nothing on macOS; never raises.
 from jai_mlx import blas as _blas
 
 _blas.preload()
@@ -13,3 +14,5 @@ except ImportError as e:  # pragma: no cover - depends on what is installed
         "the MLX twin (jai_mlx) needs MLX: pip install -e '.[mlx]' "
         "(Metal on macOS, CPU on Linux; CUDA users: '.[mlx-cuda12]' or '.[mlx-cuda13]')"
     ) from e
+
+_blas.bind()
