@@ -13,6 +13,8 @@ that makes no progress for JAI_DIST_TIMEOUT seconds, so the run comes down eithe
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
@@ -27,6 +29,9 @@ def init(timeout: float) -> tuple[int, int, int]:
 
     `timeout` is enforced by the shared watchdog: MLX's collectives have none of their own."""
     global _group
+    hostfile = os.environ.get("MLX_HOSTFILE")
+    if hostfile and not Path(hostfile).read_text().strip():
+        return 0, 1, 0  # `mlx.launch -n 1` writes an empty hostfile, which the ring cannot parse
     _group = mx.distributed.init(strict=True)
     return _group.rank(), _group.size(), 0  # mlx.launch picks each process's device itself
 
@@ -61,6 +66,13 @@ def share_weights(model: nn.Module) -> None:
         )
     )
     mx.eval(model.parameters())
+
+
+def seed_rank() -> None:
+    """Reseed every rank but 0 from the RNG it started with and its rank: its own dropout masks, the same
+    ones again when the run resumes (every rank restores rank 0's saved RNG, then comes here)."""
+    if active() and _group.rank() > 0:
+        mx.random.seed(int(mx.random.randint(0, 2**31, ()).item()) * 1009 + _group.rank())
 
 
 def barrier() -> None:

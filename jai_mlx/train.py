@@ -48,6 +48,7 @@ class Trainer:
             restored = set_rng_state(resumed.rng, cfg.seed + resumed.step)
         else:
             mx.random.seed(cfg.seed)
+        distributed.seed_rank()  # dropout: each process its own masks (rank 0 keeps the run's RNG)
         self.step_fn = make_train_step(self.model, self.optimizer, cfg, self.dtype)
         self.evaluate_fn = make_evaluate(self.model, self.dtype)
         self.compiled_state = [self.model.state, self.optimizer.state, mx.random.state]

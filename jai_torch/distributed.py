@@ -64,6 +64,13 @@ def share_weights(model: torch.nn.Module) -> None:
     """Every process starts from rank 0's weights: DistributedDataParallel broadcasts them when built."""
 
 
+def seed_rank() -> None:
+    """Reseed every rank but 0 from the RNG it started with and its rank: its own dropout masks, the same
+    ones again when the run resumes (every rank restores rank 0's saved RNG, then comes here)."""
+    if active() and dist.get_rank() > 0:
+        torch.manual_seed(int(torch.randint(2**31, ()).item()) * 1009 + dist.get_rank())
+
+
 def barrier() -> None:
     dist.barrier()
 

@@ -48,6 +48,7 @@ class Trainer:
             restored = set_rng_state(resumed.rng, cfg.seed + resumed.step, self.dev)
         else:
             torch.manual_seed(cfg.seed)
+        distributed.seed_rank()  # dropout: each process its own masks (rank 0 keeps the run's RNG)
         self.step_fn = make_train_step(self.model, self.optimizer, cfg, self.dtype, self.compile)
         self.evaluate_fn = make_evaluate(self.model, self.dtype)
         return restored
