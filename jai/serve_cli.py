@@ -15,9 +15,10 @@ from fastapi import FastAPI
 
 from jai.batching import BatchEngine
 from jai.sample_cli import UsageError, add_model_args, checkpoint_arg, load_tokenizer, resolve_checkpoint
-from jai.serve import MAX_NEW_TOKENS_LIMIT, default_stop_ids, load_twin
+from jai.serve import MAX_NEW_TOKENS_LIMIT
 from jai.server.app import Settings, create_app
 from jai.server.engine import Engine
+from jai.twins import default_stop_ids, load_twin
 from jai.weights import CheckpointError
 
 API_KEY_ENV = "JAI_API_KEY"

@@ -18,9 +18,9 @@ import pytest
 from jai.decode import generate_tokens
 from jai.prompt import fit_prompt
 from jai.sampling import SamplingConfig
-from jai.serve import default_stop_ids
 from jai.server.prompts import budget
 from jai.tokenizer import Tokenizer
+from jai.twins import default_stop_ids
 from jai_torch import checkpoint as torch_ckpt
 from tests.serve_support import LONG_TOKENS, POSTING, ServerProcess, health, make_checkpoint, wait_until
 

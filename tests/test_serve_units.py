@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from jai.server.prompts import PromptError, chat_question, question_prompt, raw_prompt
@@ -35,6 +37,21 @@ def test_pieces_join_to_the_text_and_never_split_a_character(tok):
     pieces, joined, stopped = stream(tok, text, [])
     assert joined == text and not stopped
     assert all("\ufffd" not in p for p in pieces)  # a Hangul syllable is 3 bytes, often several tokens
+
+
+def test_any_ids_stream_to_exactly_their_decoded_text(tok):
+    """Random ids (markers, control tokens and half characters included), in random-sized batches."""
+    rng = random.Random(0)
+    for _ in range(50):
+        ids = [rng.randrange(tok.vocab_size) for _ in range(rng.randrange(1, 40))]
+        d = Detokenizer(tok.decode, [])
+        pieces, i = [], 0
+        while i < len(ids):
+            n = rng.randrange(1, 4)
+            pieces.append(d.add(ids[i : i + n]))
+            i += n
+        pieces.append(d.finish())
+        assert "".join(pieces) == tok.decode(ids)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
 """Token ids -> text as they arrive, with `stop` strings, so streamed pieces join to the final text.
 
-Each `add` decodes every id so far (a few hundred ids: microseconds in the Rust tokenizer) and hands on
-only the part past what was already given. Two things are held back until more tokens settle them:
-- a trailing U+FFFD: one byte-level token can be half a character (Hangul is three bytes), and
+Byte-level BPE decodes a run of ids to the concatenation of their bytes, so once the ids decoded so far
+end on a whole character their text is final: later ids only add to it. `add` therefore decodes only
+the ids since that point (usually one to three), which keeps each step's cost constant however long the
+generation. Two things are held back until more tokens settle them:
+- an unfinished character: one token can be half of one (Hangul is three bytes), and
 - a tail that could be the start of a stop string ("[/A" of a stop "[/ANSWER]").
 A stop string ends the text just before it; the stop string itself is never sent.
 """
@@ -17,7 +19,8 @@ class Detokenizer:
         self.decode = decode
         self.stops = tuple(s for s in stops or () if s)
         self.ids: list[int] = []
-        self.shown = ""  # the text handed on so far
+        self.settled = 0  # ids[:settled] decode to whole characters, all shown or in `unshown`
+        self.unshown = ""  # final text not handed on yet (it might begin a stop string)
         self.stopped = False  # a stop string was found; the text ends before it
 
     def add(self, ids: Sequence[int]) -> str:
@@ -25,42 +28,32 @@ class Detokenizer:
         if self.stopped or not ids:
             return ""
         self.ids.extend(ids)
-        text = self.decode(self.ids)
-        if not text.startswith(self.shown):  # decoding more ids changed earlier text: show it at the end
+        tail = self.decode(self.ids[self.settled :])
+        if tail.endswith("\ufffd"):  # a character still missing bytes: wait for the next token
             return ""
-        cut = self._stop_at(text)
-        if cut is not None:
-            self.stopped = True
-            return self._show(text[:cut])
-        safe = len(text.rstrip("\ufffd"))
-        return self._show(text[: safe - self._held(text[:safe])])
+        self.unshown += tail
+        self.settled = len(self.ids)
+        return self._release(final=False)
 
     def finish(self) -> str:
         """The rest of the text once generation has ended (a held-back tail, a cut character)."""
         if self.stopped:
             return ""
-        text = self.decode(self.ids)
-        cut = self._stop_at(text)
-        if cut is not None:
+        self.unshown += self.decode(self.ids[self.settled :])
+        self.settled = len(self.ids)
+        return self._release(final=True)
+
+    def _release(self, final: bool) -> str:
+        # A stop string cannot begin in text already shown: a possible beginning is always held back.
+        found = [i for s in self.stops if (i := self.unshown.find(s)) >= 0]
+        if found:
             self.stopped = True
-            text = text[:cut]
-        if text.startswith(self.shown):
-            return self._show(text)
-        return ""  # cannot happen with a byte-level tokenizer; never resend what was sent
-
-    def _show(self, text: str) -> str:
-        if len(text) <= len(self.shown):
-            return ""
-        piece = text[len(self.shown) :]
-        self.shown = text
+            piece, self.unshown = self.unshown[: min(found)], ""
+            return piece
+        keep = 0 if final else self._held(self.unshown)
+        piece = self.unshown[: len(self.unshown) - keep]
+        self.unshown = self.unshown[len(piece) :]
         return piece
-
-    def _stop_at(self, text: str) -> int | None:
-        """Where the first stop string starts in `text`, searching only where a new one can be."""
-        longest = max((len(s) for s in self.stops), default=0)
-        start = max(0, len(self.shown) - longest + 1)
-        found = [i for s in self.stops if (i := text.find(s, start)) >= 0]
-        return min(found) if found else None
 
     def _held(self, text: str) -> int:
         """How many trailing characters of `text` could begin a stop string."""
