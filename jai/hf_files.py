@@ -106,6 +106,11 @@ def hf_files(cfg: GPTConfig, tokenizer_json: str | os.PathLike) -> dict[str, dic
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{tokenizer_json}: not a valid tokenizer.json ({first})") from None
     roles = {role: token for role, token in ROLES.items() if tok.token_to_id(token) is not None}
+    # a tokenizer that is not JAI's (an imported model's): config.json's ids name its specials
+    by_config = {"bos_token": cfg.bos_token_id, "eos_token": cfg.eos_token_id, "pad_token": cfg.pad_token_id}
+    for role, i in by_config.items():
+        if role not in roles and i is not None and (token := tok.id_to_token(i)) is not None:
+            roles[role] = token
     markers = list(_ids(tok, MARKERS))
     specials = _ids(tok, [*roles.values(), *markers])
 
@@ -133,10 +138,12 @@ def hf_files(cfg: GPTConfig, tokenizer_json: str | os.PathLike) -> dict[str, dic
         tokenizer_config["chat_template"] = CHAT_TEMPLATE
 
     stops = list(_ids(tok, STOP_TOKENS).values())
+    if not stops and "eos_token" in roles:
+        stops = [specials[roles["eos_token"]]]
     generation_config: dict[str, Any] = {
-        "bos_token_id": specials.get(BOS),
+        "bos_token_id": specials.get(roles.get("bos_token", BOS)),
         "eos_token_id": stops if len(stops) > 1 else (stops[0] if stops else None),
-        "pad_token_id": specials.get(PAD),
+        "pad_token_id": specials.get(roles.get("pad_token", PAD)),
     }
     return {
         TOKENIZER_CONFIG_FILE: tokenizer_config,

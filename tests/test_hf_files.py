@@ -173,3 +173,12 @@ def test_a_foreign_tokenizer_gets_no_jai_specials_and_no_template(tmp_path):
     assert "chat_template" not in config and "bos_token" not in config
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and config["model_max_length"] == 8
     assert files[GENERATION_CONFIG_FILE]["eos_token_id"] is None
+    # ... unless config.json names them, as an imported GPT-2's does
+    cfg = GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, n_embd=8, bos_token_id=0, eos_token_id=0)
+    files = hf_files(cfg, tmp_path / "tokenizer.json")
+    assert (
+        files["tokenizer_config.json"]["eos_token"]
+        == files["special_tokens_map.json"]["bos_token"]
+        == "<|endoftext|>"
+    )
+    assert files[GENERATION_CONFIG_FILE]["eos_token_id"] == files[GENERATION_CONFIG_FILE]["bos_token_id"] == 0
