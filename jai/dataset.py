@@ -215,6 +215,20 @@ class TokenBin:
 _EVAL_STREAM = 0x5EED_E7A1  # mixed into the seed so eval batches never coincide with training ones
 
 
+IGNORE = -1  # a target the loss skips (jai train --mask-prompt): the twins' masked_cross_entropy
+
+
+def answer_mask(tokens: np.ndarray, open_id: int, close_id: int) -> np.ndarray:
+    """True at every token inside an answer: after an [ANSWER] (open_id), up to and including the
+    [/ANSWER] (close_id) that ends it. Vectorised over the whole stream, so a window that starts in the
+    middle of an answer still knows it is in one."""
+    positions = np.arange(len(tokens), dtype=np.int64)
+    last_open = np.maximum.accumulate(np.where(tokens == open_id, positions, -1))
+    last_close = np.maximum.accumulate(np.where(tokens == close_id, positions, -1))
+    # token j is an answer token when the last marker strictly before it is an [ANSWER]
+    return np.concatenate([[False], last_open[:-1] > last_close[:-1]])
+
+
 class BatchSampler:
     """Random (x, y) windows from a token array, reproducible and resumable. Shared by both twins.
 
@@ -227,6 +241,8 @@ class BatchSampler:
     rows of its `rank`. So N processes with batch B see exactly the batches one process with batch N x B
     sees, in the same order, and the state (the generator's) is the same on every rank. World size 1 is
     the plain sampler, draw for draw.
+
+    `loss_mask` (one bool per token, `answer_mask`) sets every target outside it to IGNORE.
     """
 
     def __init__(
@@ -237,6 +253,7 @@ class BatchSampler:
         seed: int,
         rank: int = 0,
         world_size: int = 1,
+        loss_mask: np.ndarray | None = None,
     ) -> None:
         if batch_size < 1 or block_size < 1:
             raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}")
@@ -250,7 +267,7 @@ class BatchSampler:
                 "(x and its one-token-shifted y); use more data or a smaller block_size"
             )
         self.data, self.batch_size, self.block_size, self.seed = data, batch_size, block_size, seed
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.loss_mask = rank, world_size, loss_mask
         self.global_batch_size = batch_size * world_size
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.batches_drawn = 0
@@ -261,7 +278,10 @@ class BatchSampler:
         ix = ix[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]  # this rank's rows
         # One fancy-index read of [B, T+1] tokens from the memmap; x and y are its two overlapping views.
         rows = np.asarray(self.data[ix[:, None] + self._window], dtype=np.int32)
-        return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
+        x, y = np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
+        if self.loss_mask is not None:
+            y[~self.loss_mask[ix[:, None] + self._window[1:]]] = IGNORE
+        return x, y
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         batch = self._batch(self.rng)

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer as HFTokenizer
 
 from jai import weights
 from jai.config import ConfigError, GPTConfig
-from jai.dataset import META_FILE, DatasetError, TokenBin
+from jai.dataset import META_FILE, DatasetError, TokenBin, answer_mask
 from jai.lora import LoraConfig, init_adapter, read_adapter
+from jai.prompt import ANSWER, ANSWER_END
 from jai.recovery import recover_checkpoint
 from jai.train_config import TrainConfig
 from jai.train_state import (
@@ -51,6 +53,8 @@ class RunPlan:
     notes: list[str] = field(default_factory=list)  # things the log should say (changed settings)
     lora: LoraConfig | None = None  # train a LoRA adapter on the frozen `init_from` (jai/lora.py)
     adapter: dict[str, np.ndarray] | None = None  # its tensors: freshly initialised, or resumed
+    train_mask: np.ndarray | None = None  # --mask-prompt: which targets count (jai.dataset.answer_mask)
+    val_mask: np.ndarray | None = None
 
     @property
     def weights_from(self) -> Path | None:
@@ -59,7 +63,7 @@ class RunPlan:
         return self.ckpt_dir if self.resume is not None and self.lora is None else self.init_from
 
 
-def plan_run(
+def _plan_run(
     data_dir: str | os.PathLike | None,
     out_dir: str | os.PathLike,
     model_cfg: GPTConfig | None,
@@ -215,3 +219,37 @@ def _resume_lora(plan: RunPlan, state: TrainState, asked: LoraConfig | None) -> 
         )
     _, _, plan.adapter = read_adapter(plan.ckpt_dir, state.model_config)
     plan.lora, plan.init_from = lora, base
+
+
+def plan_run(
+    data_dir: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    model_cfg: GPTConfig | None,
+    train_cfg: TrainConfig | None,
+    resume: bool = False,
+    init_from: str | os.PathLike | None = None,
+    lora: LoraConfig | None = None,
+) -> RunPlan:
+    """What a run starts from (see `_plan_run`), with --mask-prompt's masks when its config asks for them."""
+    plan = _plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from, lora)
+    if plan.train_config.mask_prompt:
+        open_id, close_id = marker_ids(plan.data_dir)
+        plan.train_mask = answer_mask(plan.train_tokens, open_id, close_id)
+        plan.val_mask = answer_mask(plan.val_tokens, open_id, close_id)
+        if not plan.train_mask.any():
+            raise DatasetError(
+                f"{plan.data_dir / 'train.bin'}: --mask-prompt, but no {ANSWER} ... {ANSWER_END} in it"
+            )
+    return plan
+
+
+def marker_ids(data_dir: Path) -> tuple[int, int]:
+    """The ids of [ANSWER] and [/ANSWER] in the data's tokenizer."""
+    path = data_dir / weights.TOKENIZER_FILE
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file; --mask-prompt finds the answers by its {ANSWER} marker")
+    tokenizer = HFTokenizer.from_file(str(path))
+    ids = tokenizer.token_to_id(ANSWER), tokenizer.token_to_id(ANSWER_END)
+    if None in ids:
+        raise DatasetError(f"{path}: no {ANSWER} / {ANSWER_END} tokens, so --mask-prompt cannot find answers")
+    return ids

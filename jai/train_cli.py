@@ -49,6 +49,8 @@ MODEL_FLAGS = {
 }
 TRAIN_HELP = {
     "batch_size": "sequences per micro-batch",
+    "mask_prompt": "the loss on the answers alone ([ANSWER] ... [/ANSWER]), not on questions and postings "
+    "(default: off)",
     "grad_accum": "micro-batches per optimizer step (tokens/step = grad_accum x batch_size x block_size)",
     "max_steps": "optimizer steps; the cosine schedule ends here",
     "lr": "peak learning rate, reached after the warmup",
@@ -161,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # --dtype, above
         default = getattr(defaults, f.name)
         kind = type(default)
+        if kind is bool:  # --mask-prompt / --no-mask-prompt; None when not given, like the others
+            flag = f"--{f.name.replace('_', '-')}"
+            train.add_argument(flag, action=argparse.BooleanOptionalAction, help=TRAIN_HELP[f.name])
+            continue
         train.add_argument(
             f"--{f.name.replace('_', '-')}",
             type=kind,

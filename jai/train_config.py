@@ -26,6 +26,7 @@ class TrainConfig:
     ckpt_interval: int = 500
     seed: int = 1337
     dtype: str = "float32"  # or "bfloat16" where the device supports it
+    mask_prompt: bool = False  # the loss on the answers alone: [ANSWER] ... [/ANSWER] targets
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "ckpt_interval")

@@ -228,7 +228,9 @@ def _train(
         log(f"dropout RNG reseeded: {resumed.writer} wrote the checkpoint; its RNG does not carry over")
 
     block = plan.model_config.block_size
-    sampler = BatchSampler(plan.train_tokens, cfg.batch_size, block, cfg.seed, world.rank, world.size)
+    sampler = BatchSampler(
+        plan.train_tokens, cfg.batch_size, block, cfg.seed, world.rank, world.size, plan.train_mask
+    )
     if resumed is not None:
         try:
             sampler.load_state_dict(resumed.sampler)
@@ -236,7 +238,9 @@ def _train(
             raise CheckpointError(
                 f"{plan.ckpt_dir / train_state.STATE_DIR}: cannot resume the sampler: {e}"
             ) from None
-    val_sampler = BatchSampler(plan.val_tokens, cfg.batch_size * world.size, block, cfg.seed)  # rank 0's
+    val_sampler = BatchSampler(  # rank 0's
+        plan.val_tokens, cfg.batch_size * world.size, block, cfg.seed, loss_mask=plan.val_mask
+    )
     val_batches = [trainer.batch(x, y) for x, y in val_sampler.eval_batches(cfg.eval_batches)]
 
     def next_batch() -> Any:

@@ -221,5 +221,17 @@ def cross_entropy(logits: mx.array, targets: mx.array) -> mx.array:
     return nn.losses.cross_entropy(logits.astype(mx.float32), targets, reduction="mean")
 
 
+def masked_cross_entropy(logits: mx.array, targets: mx.array) -> mx.array:
+    """Mean cross-entropy over the positions whose target is not IGNORE (-1), in float32; 0 if none is."""
+    valid = targets >= 0
+    losses = nn.losses.cross_entropy(logits.astype(mx.float32), mx.where(valid, targets, 0), reduction="none")
+    return (losses * valid).sum() / mx.maximum(valid.sum(), 1)
+
+
 def loss_fn(model: GPT, x: mx.array, y: mx.array) -> mx.array:
     return cross_entropy(model(x), y)
+
+
+def masked_loss_fn(model: GPT, x: mx.array, y: mx.array) -> mx.array:
+    """The loss on the answers alone (`jai train --mask-prompt`): other targets are IGNORE."""
+    return masked_cross_entropy(model(x), y)

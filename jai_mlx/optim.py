@@ -22,7 +22,7 @@ from mlx.utils import tree_map
 
 from jai.train_config import TrainConfig
 from jai_mlx import distributed
-from jai_mlx.model import GPT, loss_fn
+from jai_mlx.model import GPT, loss_fn, masked_loss_fn
 
 Batch = tuple[mx.array, mx.array]
 StepFn = Callable[[mx.array, mx.array], tuple[mx.array, mx.array]]
@@ -72,11 +72,12 @@ def make_train_step(
     `dtype` ("float32" or "bfloat16") is the compute dtype, by default `cfg.dtype`. The step is always
     compiled: `compile` is there for the twin's signature."""
     compute = DTYPES[dtype or cfg.dtype]
+    objective = masked_loss_fn if cfg.mask_prompt else loss_fn
 
     def loss_of(params: dict, x: mx.array, y: mx.array) -> mx.array:
         model.update(params)  # as nn.value_and_grad does; the cast below is part of the graph
         with computing_in(model, compute):
-            return loss_fn(model, x, y)
+            return objective(model, x, y)
 
     value_and_grad = mx.value_and_grad(loss_of)
 
@@ -107,13 +108,14 @@ def make_train_step(
     return step
 
 
-def make_evaluate(model: GPT, dtype: str = "float32") -> EvalFn:
+def make_evaluate(model: GPT, dtype: str = "float32", mask_prompt: bool = False) -> EvalFn:
     """Mean loss over fixed batches [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
+    objective = masked_loss_fn if mask_prompt else loss_fn
 
     def evaluate(batches: list[Batch]) -> float:
         model.eval()
         with computing_in(model, DTYPES[dtype]):
-            total = sum(loss_fn(model, x, y) for x, y in batches)  # no gradient is asked for: none made
+            total = sum(objective(model, x, y) for x, y in batches)  # no gradient is asked for: none made
             total = total.item()
         model.train()
         return total / len(batches)

@@ -214,5 +214,18 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1).long())
 
 
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the positions whose target is not IGNORE (-1), in float32; 0 if none is."""
+    valid = (targets >= 0).reshape(-1)
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    losses = F.cross_entropy(flat, targets.clamp(min=0).reshape(-1).long(), reduction="none")
+    return (losses * valid).sum() / valid.sum().clamp(min=1)
+
+
 def loss_fn(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return cross_entropy(model(x), y)
+
+
+def masked_loss_fn(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss on the answers alone (`jai train --mask-prompt`): other targets are IGNORE."""
+    return masked_cross_entropy(model(x), y)

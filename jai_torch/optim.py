@@ -18,7 +18,7 @@ import torch
 
 from jai.train_config import TrainConfig
 from jai_torch import distributed
-from jai_torch.model import GPT, loss_fn
+from jai_torch.model import GPT, loss_fn, masked_loss_fn
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -59,6 +59,7 @@ def make_train_step(
 
     `dtype` ("float32" or "bfloat16") is the compute dtype, by default `cfg.dtype`."""
     compute = DTYPES[dtype or cfg.dtype]
+    objective = masked_loss_fn if cfg.mask_prompt else loss_fn
     forward = torch.compile(model) if compile else model  # the same parameters, traced once per shape
     forward = distributed.wrap(forward)  # several processes: DistributedDataParallel averages the gradients
     params = [p for p in model.parameters() if p.requires_grad]
@@ -69,7 +70,7 @@ def make_train_step(
         for i in range(accum):
             with distributed.syncing(forward, last=i == accum - 1):
                 with computing_in(model, compute):
-                    loss = loss_fn(forward, x[i], y[i])
+                    loss = objective(forward, x[i], y[i])
                 (loss / accum).backward()
             total += loss.detach()
         if cfg.grad_clip > 0:
@@ -83,13 +84,14 @@ def make_train_step(
     return step
 
 
-def make_evaluate(model: GPT, dtype: str = "float32") -> EvalFn:
+def make_evaluate(model: GPT, dtype: str = "float32", mask_prompt: bool = False) -> EvalFn:
     """Mean loss over fixed batches [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
+    objective = masked_loss_fn if mask_prompt else loss_fn
 
     def evaluate(batches: list[Batch]) -> float:
         model.eval()
         with torch.no_grad(), computing_in(model, DTYPES[dtype]):
-            total = sum(loss_fn(model, x, y) for x, y in batches)
+            total = sum(objective(model, x, y) for x, y in batches)
             total = total.item()
         model.train()
         return total / len(batches)

@@ -50,7 +50,7 @@ class Trainer:
             torch.manual_seed(cfg.seed)
         distributed.seed_rank()  # dropout: each process its own masks (rank 0 keeps the run's RNG)
         self.step_fn = make_train_step(self.model, self.optimizer, cfg, self.dtype, self.compile)
-        self.evaluate_fn = make_evaluate(self.model, self.dtype)
+        self.evaluate_fn = make_evaluate(self.model, self.dtype, cfg.mask_prompt)
         return restored
 
     def batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
