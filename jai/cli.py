@@ -11,7 +11,10 @@ import errno
 import importlib
 import os
 import re
+import shlex
+import shutil
 import sys
+from pathlib import Path
 
 from jai.errors import JaiError
 
@@ -123,6 +126,18 @@ def report(command: str, e: Exception) -> int | None:
         line += f"; {KEPT_ON_WRITE_FAILURE[command]}"
     print(f"{prefix} {line}", file=sys.stderr)
     return EXIT_FILE_SYSTEM
+
+
+def invocation() -> str:
+    """How to call `jai` again from here, for the commands a command suggests: `jai` where the shell finds
+    this same `jai`, else the path it was started by (`make run` runs .venv/bin/jai, not on PATH)."""
+    started = Path(sys.argv[0])
+    if started.name != "jai":  # python -m jai.cli, or a test
+        return "jai"
+    on_path = shutil.which("jai")
+    if on_path and Path(on_path).resolve() == started.resolve():
+        return "jai"
+    return shlex.quote(os.path.relpath(started) if not started.is_absolute() else str(started))
 
 
 def main(argv: list[str] | None = None) -> int:

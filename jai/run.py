@@ -23,11 +23,13 @@ import argparse
 import dataclasses
 import itertools
 import math
+import shlex
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from jai.cli import invocation
 from jai.config import GPTConfig
 from jai.data.postings import load_postings
 from jai.data.prepare import BUNDLED_SAMPLE, prepare, split_postings
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     sampling = SamplingConfig(
         temperature=0.7, top_k=40, max_new_tokens=ANSWER_TOKENS, seed=SEED, stop_ids=default_stop_ids(tok)
     )
+    example: tuple[str, Path] | None = None
     for i, s in enumerate(demo_samples(args, tok, cfg.block_size), 1):
         prompt = build_prompt(s.question, s.doc)
         answer = tok.decode(generate_fn(tok.encode(prompt), sampling)).strip()
@@ -173,7 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n[{i}] {title}\n  question:  {s.question}")
         print("  model:     " + answer.replace("\n", "\n             "))
         print("  reference: " + s.answer.strip().replace("\n", "\n             "))
-    print(f"\ndone in {time.perf_counter() - started:.0f}s. Next: jai sample {ckpt} --question '...'")
+        if i == 1:  # a posting to try `jai sample` on, named in the last line
+            example = (s.question, out / "posting.txt")
+            example[1].write_text(s.doc.strip() + "\n", encoding="utf-8")
+    print(f"\ndone in {time.perf_counter() - started:.0f}s.")
+    if example:
+        question, doc, where = (shlex.quote(str(x)) for x in (*example, ckpt))
+        print("Ask your own question about a posting:")
+        print(f"  {invocation()} sample {where} --question {question} --doc-file {doc}")
     return 0
 
 
