@@ -28,14 +28,16 @@ types:
 
 examples:
   jai export gguf out/run/ckpt jai.gguf --type q8_0
-  llama-cli -m jai.gguf -no-cnv -p "[QUESTION] 근무지는 어디인가요? [/QUESTION]
+  llama-cli -m jai.gguf -c 256 -no-cnv -p "[QUESTION] 근무지는 어디인가요? [/QUESTION]
   [DOC]
   (posting)
   [/DOC]
   [ANSWER]"                                            # llama.cpp adds [BOS] itself
   ollama create jai -f Modelfile && ollama run jai      # the Modelfile written beside jai.gguf
 
-The Modelfile's TEMPLATE takes the posting from the system message and the question from the prompt.
+Pass the model's context length to llama.cpp (-c): its default is longer than the position embeddings.
+The Modelfile sets it (num_ctx); its TEMPLATE takes the posting from the system message and the
+question from the prompt. llama.cpp stops at [/ANSWER] by itself (the GGUF names it end-of-turn).
 """
 
 
