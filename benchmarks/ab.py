@@ -1,0 +1,156 @@
+"""A/B of a twin's training step against its own past: `python -m jai.benchmarks.ab --rev REV`.
+
+The twin's model and step (jai_<twin>/model.py and optim.py) as they were at git revision REV are
+imported beside today's, under another package name, in one process. Both start from the same weights
+and train on the same batch, timed in alternating rounds (benchmarks/rounds.py), with the GEMM roof
+timed every round; the ratio today / REV is taken within each round, so a loaded machine moves both
+alike. This is how docs/benchmarks.md states the speed before and after a refactor.
+
+    python -m jai.benchmarks.ab --rev e5eb0a4                       # PyTorch twin, default size, batch 16
+    python -m jai.benchmarks.ab --rev e5eb0a4 --twin mlx --batch 4  # the MLX twin, a lighter batch
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jai.benchmarks import flops
+from jai.benchmarks.plan import SIZES
+from jai.benchmarks.rounds import alternate
+from jai.config import GPTConfig
+from jai.train_config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def past_twin(rev: str, twin: str, where: Path) -> tuple[Any, Any]:
+    """(model module, optim module) of jai_<twin> at `rev`, importable as `ab_past_<twin>`."""
+    package = where / f"ab_past_{twin}"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text("")
+    for name in ("model", "optim"):
+        text = subprocess.run(
+            ["git", "show", f"{rev}:jai_{twin}/{name}.py"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        (package / f"{name}.py").write_text(text.replace(f"jai_{twin}.model", f"ab_past_{twin}.model"))
+    sys.path.insert(0, str(where))
+    return importlib.import_module(f"ab_past_{twin}.model"), importlib.import_module(f"ab_past_{twin}.optim")
+
+
+def torch_steps(past: tuple[Any, Any], cfg: GPTConfig, batch: int, seed: int) -> tuple[dict, Any]:
+    import numpy as np
+    import torch
+
+    from jai.benchmarks.torch_side import time_gemms
+    from jai_torch import model as now_model
+    from jai_torch import optim as now_optim
+
+    torch.set_num_threads(torch.get_num_threads())
+    tc = TrainConfig(batch_size=batch, warmup_steps=0)
+    now = now_model.GPT(cfg, seed=seed)
+    then = past[0].GPT(cfg, seed=seed)
+    then.load_state_dict(now.state_dict())
+    xy = np.random.default_rng(seed).integers(0, cfg.vocab_size, size=(1, batch, cfg.block_size + 1))
+    x, y = torch.from_numpy(xy[..., :-1]), torch.from_numpy(xy[..., 1:])
+    step_now = now_optim.make_train_step(now, now_optim.make_optimizer(now, tc), tc)
+    step_then = past[1].make_train_step(then, past[1].make_optimizer(then, tc), tc)
+    gemms = flops.train_gemms(cfg, batch * cfg.block_size)
+    steps = {
+        "now": lambda: float(step_now(x, y)[0].item()),
+        "then": lambda: float(step_then(x, y)[0].item()),
+    }
+    return steps, lambda: flops.roof(time_gemms(gemms, "float32", "cpu"), gemms)
+
+
+def mlx_steps(past: tuple[Any, Any], cfg: GPTConfig, batch: int, seed: int) -> tuple[dict, Any]:
+    import jai_mlx  # noqa: F401 - the fast BLAS
+
+    # isort: split
+    import mlx.core as mx
+    import numpy as np
+    from mlx.utils import tree_flatten
+
+    from jai.benchmarks.mlx_side import time_gemms
+    from jai_mlx import model as now_model
+    from jai_mlx import optim as now_optim
+
+    tc = TrainConfig(batch_size=batch, warmup_steps=0)
+    now = now_model.GPT(cfg, seed=seed)
+    then = past[0].GPT(cfg, seed=seed)
+    then.load_weights(tree_flatten(now.parameters()))
+    xy = np.random.default_rng(seed).integers(0, cfg.vocab_size, size=(1, batch, cfg.block_size + 1))
+    x, y = mx.array(xy[..., :-1]), mx.array(xy[..., 1:])
+    runs = {}
+    for name, model, module in (("now", now, now_optim), ("then", then, past[1])):
+        opt = module.make_optimizer(model, tc)
+        step = module.make_train_step(model, opt, tc)
+
+        def run(step=step, model=model, opt=opt) -> float:
+            loss, norm = step(x, y)
+            mx.eval(loss, norm, model.parameters(), opt.state)
+            return loss.item()
+
+        runs[name] = run
+    gemms = flops.train_gemms(cfg, batch * cfg.block_size)
+    return runs, lambda: flops.roof(time_gemms(gemms, "float32"), gemms)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m jai.benchmarks.ab",
+        description="A twin's training step today against the same twin at a git revision, in alternating "
+        "rounds in one process.",
+        epilog=__doc__.split("\n\n", 2)[-1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--rev", required=True, help="the git revision to compare against (e.g. e5eb0a4)")
+    p.add_argument("--twin", choices=("torch", "mlx"), default="torch")
+    p.add_argument("--config", choices=sorted(SIZES), default="default")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1337)
+    args = p.parse_args(argv)
+    cfg = SIZES[args.config][0]
+    with tempfile.TemporaryDirectory(prefix="jai-ab-") as tmp:
+        past = past_twin(args.rev, args.twin, Path(tmp))
+        make = torch_steps if args.twin == "torch" else mlx_steps
+        steps, roof = make(past, cfg, args.batch, args.seed)
+        out = alternate(
+            steps,
+            args.rounds,
+            args.warmup,
+            1,
+            args.batch * cfg.block_size,
+            roof=roof,
+            progress=lambda: print(".", end="", flush=True, file=sys.stderr),
+            flops_per_token=flops.train_flops_per_token(cfg),
+        )
+    print(file=sys.stderr)
+    summary = {
+        "rev": args.rev,
+        "twin": args.twin,
+        "batch": args.batch,
+        "now/then": out["ratios"]["now/then"],
+        "roof_ratio": {k: v["roof_ratio"]["median"] for k, v in out["runners"].items()},
+        "tokens_per_s": {k: v["tokens_per_s"]["median"] for k, v in out["runners"].items()},
+        "first_loss": {k: v["losses"][0] for k, v in out["runners"].items()},
+        "rounds": out["rounds"],
+    }
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
