@@ -410,13 +410,13 @@ def _rounds(results: dict[str, Any]) -> list[str]:
             "by one place per round. Ratios are taken within a round (the same load for both), then the "
             "median and range over the rounds.",
             "",
-            "| round | order | GEMM s/step | " + " | ".join(f"{n} tok/s" for n in names) + " |",
-            "|---|---|---|" + "---|" * len(names),
+            "| round | load | order | GEMM s/step | " + " | ".join(f"{n} tok/s" for n in names) + " |",
+            "|---|---|---|---|" + "---|" * len(names),
         ]
         for i, rd in enumerate(r["rounds"]):
             gemm = rd.get("roof", {}).get("gemm_seconds")
             L.append(
-                f"| {i + 1} | {', '.join(rd['order'])} | {fmt(gemm)} | "
+                f"| {i + 1} | {fmt(rd.get('loadavg'))} | {', '.join(rd['order'])} | {fmt(gemm)} | "
                 + " | ".join(fmt(rd["tokens_per_s"][n]) for n in names)
                 + " |"
             )
@@ -431,9 +431,15 @@ def _rounds(results: dict[str, Any]) -> list[str]:
                 L.append(
                     f"| {n} roof ratio | {rr['median']:.3f} | {rr['min']:.3f} | {rr['max']:.3f} | {per} |"
                 )
+        L += [
+            "",
+            f"Ratios are {twin} / the runner named; above 1 the twin is faster. Load: the 1-minute "
+            "load average as the round began (this machine has "
+            f"{results.get('machine', {}).get('cores')} cores).",
+            "",
+        ]
         for n, why in r.get("skipped", {}).items():
-            L.append(f"\n{n} could not run here: {why}")
-        L += ["", f"Ratios are {twin} / the runner named; above 1 the twin is faster.", ""]
+            L += [f"{n} could not run here: {why}", ""]
     return L
 
 

@@ -12,6 +12,7 @@ Framework-free: the runners are callables that run one training step and wait fo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,7 @@ def alternate(
             progress()
     per_round: list[dict[str, Any]] = []
     for i in range(rounds):
-        this: dict[str, Any] = {"order": rotated(names, i), "tokens_per_s": {}}
+        this: dict[str, Any] = {"order": rotated(names, i), "tokens_per_s": {}, "loadavg": _load()}
         if roof is not None:
             this["roof"] = roof()
         for n in this["order"]:
@@ -85,6 +86,14 @@ def alternate(
         out["roof"] = dict(best)  # the fastest the GEMMs ran in any round: the roof
         out["roof"]["gemm_seconds_per_round"] = [r["roof"]["gemm_seconds"] for r in per_round]
     return out
+
+
+def _load() -> float | None:
+    """The 1-minute load average as the round starts: how many processes wanted the cores."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def ticks(n_runners: int, rounds: int, warmup: int) -> int:
