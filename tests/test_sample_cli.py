@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -256,3 +257,26 @@ def test_sample_runs_with_fastapi_unimportable(ckpt, tok):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == expected_greedy(ckpt, tok, PROMPT, 12) + "\n"
+
+
+SHOW_SPINCOUNT = """
+import os, sys
+from jai.twins import load_twin
+load_twin(sys.argv[1], "torch", "cpu")
+print(os.environ.get("GOMP_SPINCOUNT"))
+"""
+
+
+@pytest.mark.parametrize(("env", "want"), [({}, "0"), ({"OMP_WAIT_POLICY": "active"}, "None")])
+def test_loading_the_torch_twin_stops_openmp_spinning_unless_the_user_chose(ckpt, env, want):
+    """Idle OpenMP threads that spin made decoding 10x slower on a busy machine (jai/twins.py says why)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    proc = subprocess.run(
+        [sys.executable, "-c", SHOW_SPINCOUNT, str(ckpt)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**base, **env},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == want
