@@ -240,6 +240,10 @@ def test_other_refusals(server):
     r = post("/v1/completions", content=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]))
     assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
     assert health(url)["status"] == "ok"
+    # a posting of nearly the whole body limit is shortened to fit (and never tokenized whole)
+    body = {"question": "Where?", "posting": POSTING * 800, "max_new_tokens": 4, "temperature": 0}
+    r = post("/generate", json=body)
+    assert r.status_code == 200 and r.json()["posting_shortened"] is True, r.text
 
 
 def test_a_full_queue_gets_429_and_disconnects_free_their_slots(server):

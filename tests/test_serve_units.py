@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from jai.server.prompts import PromptError, chat_question, question_prompt, raw_prompt
+from jai.server.prompts import PromptError, chars_per_token, chat_question, question_prompt, raw_prompt
 from jai.server.schemas import ChatRequest
 from jai.server.text import Detokenizer
 from jai.tokenizer import Tokenizer
@@ -116,6 +116,15 @@ def test_the_posting_is_shortened_never_the_question(tok):
     p = question_prompt(tok, question, POSTING * 5, block_size=128, max_new=32)
     assert p.shortened and len(p.ids) <= 128 - 32
     assert f"[QUESTION] {question} [/QUESTION]" in tok.decode(p.ids)
+    # a posting far too long is cut to what could ever fit before it is tokenized, with the same result
+    per_token = chars_per_token(tok)
+    assert question_prompt(tok, question, POSTING * 50, 128, 32, per_token) == question_prompt(
+        tok, question, POSTING * 50, 128, 32
+    )
+    with pytest.raises(PromptError, match="characters, more than"):
+        question_prompt(tok, POSTING * 50, "", 128, 32, per_token)
+    with pytest.raises(PromptError, match="characters, more than"):
+        raw_prompt(tok, POSTING * 50, 128, 32, per_token)
     with pytest.raises(PromptError, match="the question alone"):
         question_prompt(tok, POSTING, "", block_size=128, max_new=64)
     with pytest.raises(PromptError, match="the prompt is"):

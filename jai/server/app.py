@@ -89,6 +89,7 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
 def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     """The app serving `engine` (which it closes on shutdown) with `tokenizer` encoding and decoding."""
     metrics = Metrics()
+    per_token = prompts.chars_per_token(tokenizer)  # bounds the text worth tokenizing
     state = {"draining": False}
     live: set[Generation] = set()
 
@@ -200,7 +201,9 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     async def completions(body: CompletionRequest, request: Request) -> Response:
         check_model(body)
         cfg = sampling(body, body.max_tokens)
-        prompt = await encode(prompts.raw_prompt, body.prompt, settings.block_size, cfg.max_new_tokens)
+        prompt = await encode(
+            prompts.raw_prompt, body.prompt, settings.block_size, cfg.max_new_tokens, per_token
+        )
         gen = start(prompt, cfg, body.stop)
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": settings.model_name}
 
@@ -223,7 +226,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
         except prompts.PromptError as e:
             raise ApiError(422, str(e), e.field) from None
         prompt = await encode(
-            prompts.question_prompt, question, posting, settings.block_size, cfg.max_new_tokens
+            prompts.question_prompt, question, posting, settings.block_size, cfg.max_new_tokens, per_token
         )
         gen = start(prompt, cfg, body.stop)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time())}
@@ -246,9 +249,8 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     @app.post("/generate")
     async def generate(body: GenerateRequest, request: Request) -> Response:
         cfg = sampling(body, body.max_new_tokens)
-        prompt = await encode(
-            prompts.question_prompt, body.question, body.posting, settings.block_size, cfg.max_new_tokens
-        )
+        args = (body.question, body.posting, settings.block_size, cfg.max_new_tokens, per_token)
+        prompt = await encode(prompts.question_prompt, *args)
         gen = start(prompt, cfg, body.stop)
         if body.stream:
 
