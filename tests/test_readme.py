@@ -72,3 +72,18 @@ def test_each_make_target_exists():
     targets = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), flags=re.M))
     named = {words[1] for words in bash_lines(README) if words[0] == "make" and len(words) > 1}
     assert named and named <= targets, named - targets
+
+
+def test_suggested_commands_call_the_jai_that_is_running(monkeypatch, tmp_path):
+    """`make run` runs .venv/bin/jai, which is not on PATH: the `jai sample` line it ends with must say
+    .venv/bin/jai to work as printed; once the venv is active, plain `jai`."""
+    script = tmp_path / ".venv" / "bin" / "jai"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [".venv/bin/jai", "run"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert cli.invocation() == ".venv/bin/jai"
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")  # source .venv/bin/activate
+    assert cli.invocation() == "jai"
