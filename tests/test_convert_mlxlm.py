@@ -145,3 +145,15 @@ def test_mlx_lm_runs_the_tanh_gelu_whatever_config_json_says(tmp_path, ckpt):
     tanh, erf = torch_logits(ckpt, x), torch_logits(exact, x)
     assert np.abs(erf - tanh).max() > 1e-4  # the two GELUs differ measurably on this model
     assert np.abs(in_mlx_lm - tanh).max() < 1e-4 < np.abs(in_mlx_lm - erf).max()
+
+
+def test_a_jai_quantize_checkpoint_is_mlx_lm_s_format_and_comes_back(tmp_path, ckpt):
+    """`jai quantize` writes mlx-lm's layout; from-mlx-lm dequantizes it like mlx-lm's own output."""
+    assert (
+        jai_cli.main(["quantize", str(ckpt), str(tmp_path / "q"), "--bits", "4", "--group-size", "32"]) == 0
+    )
+    mlxlm.import_mlx_lm(tmp_path / "q", tmp_path / "back")
+    x = tokens(weights.read_config(ckpt))
+    np.testing.assert_allclose(
+        torch_logits(tmp_path / "back", x), mlx_lm_logits(tmp_path / "q", x), atol=2e-4
+    )
