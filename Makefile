@@ -1,8 +1,10 @@
 # Two commands for a new user:  `make run` (set up, then the main job) and `make test` (set up, then the tests).
 # ARGS passes options on: make run ARGS="--backend mlx", make bench ARGS="--quick".
-# Setup is a local virtual environment in .venv with both twins installed. The constraints file pins
-# torch==2.13.0: on this project's CPU machines (and CI) that resolves to the small CPU build; on
-# macOS and CUDA Linux it is the usual PyPI build (MPS / CUDA).
+# Setup is a local virtual environment in .venv with both twins installed; the `jai` command lives there
+# (source .venv/bin/activate, or call .venv/bin/jai). The constraints file pins torch==2.13.0: where pip
+# is configured with a CPU wheel source (this project's CI) that is the small CPU build; from PyPI on
+# Linux it is the CUDA build. For the CPU build anywhere, first run
+#   python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
