@@ -13,8 +13,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import torch
-import transformers
 import torch.nn.functional as F
+import transformers
 from safetensors.torch import load_file as torch_load_st
 
 from jai import weights
