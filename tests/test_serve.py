@@ -341,3 +341,4 @@ def test_metrics_count_requests_tokens_and_latency(server, oai):
     assert values['jai_request_duration_seconds_count{route="/v1/completions"}'] >= 1
     assert values["jai_requests_running"] == 0
     assert "jai_time_to_first_token_seconds_bucket" in text and "jai_rejected_total" in text
+    assert values["jai_engine_steps_total"] >= 1 and values["jai_engine_tokens_total"] >= 3

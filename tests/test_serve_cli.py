@@ -100,6 +100,8 @@ def test_an_api_key_guards_every_route_but_health(run_dir, tmp_path):
         assert httpx.get(f"{proc.url}/v1/models").status_code == 401
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{proc.url}/v1", api_key="wrong", max_retries=0).models.list()
+        headers = {"Authorization": "bearer s3cret"}  # the scheme is case-insensitive (RFC 7235)
+        assert httpx.post(f"{proc.url}/v1/completions", json=body, headers=headers).status_code == 200
         good = openai.OpenAI(base_url=f"{proc.url}/v1", api_key="s3cret", max_retries=0)
         assert good.completions.create(
             model="run", prompt="We are hiring", max_tokens=2

@@ -189,8 +189,15 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     async def metrics_text() -> PlainTextResponse:
         stats = engine.stats()
         gauges = {"requests_running": stats["running"], "requests_waiting": stats["waiting"]}
-        gauges |= {f"engine_{k}": v for k, v in stats.items() if k not in ("running", "waiting")}
-        return PlainTextResponse(metrics.render(gauges), media_type="text/plain; version=0.0.4")
+        gauges |= {f"engine_{k}": v for k, v in stats.items() if k.startswith("max_")}
+        # the engine's counters since the start: submitted, finished, cancelled, failed, tokens, steps
+        counters = {
+            f"engine_{k}": v
+            for k, v in stats.items()
+            if k not in ("running", "waiting") and not k.startswith("max_")
+        }
+        text = metrics.render(gauges, counters)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

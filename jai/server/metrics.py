@@ -49,7 +49,7 @@ class Metrics:
         self.rejected = 0  # 429: queue full
         self.disconnected = 0  # the client went away before its answer was complete
 
-    def render(self, gauges: dict[str, int]) -> str:
+    def render(self, gauges: dict[str, int], counters: dict[str, int]) -> str:
         lines = [
             "# HELP jai_requests_total HTTP requests answered, by route and status code.",
             "# TYPE jai_requests_total counter",
@@ -81,6 +81,8 @@ class Metrics:
         ]
         for name, value in gauges.items():
             lines += [f"# TYPE jai_{name} gauge", f"jai_{name} {value}"]
+        for name, value in counters.items():
+            lines += [f"# TYPE jai_{name}_total counter", f"jai_{name}_total {value}"]
         return "\n".join(lines) + "\n"
 
 
