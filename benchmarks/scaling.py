@@ -110,7 +110,15 @@ def run(
         row["efficiency"] = two / (2 * one) if one and two else None
         row["vs_all_cores"] = two / every if every and two else None
         rows.append(row)
-    return {"size": size, "batch_per_process": batch, "steps": steps, "cpus": os.cpu_count(), "rows": rows}
+    load = os.getloadavg()[0]  # over the last minute: how much else ran beside these runs
+    return {
+        "size": size,
+        "batch_per_process": batch,
+        "steps": steps,
+        "cpus": os.cpu_count(),
+        "loadavg": round(load, 2),
+        "rows": rows,
+    }
 
 
 def render(scaling: dict[str, Any] | None) -> str:
@@ -124,7 +132,9 @@ def render(scaling: dict[str, Any] | None) -> str:
         "",
         f"Model size {scaling['size']}, batch {scaling['batch_per_process']} per process, "
         f"{scaling['steps']} steps (median tokens/s of the steps after the first {WARM_STEPS}), on "
-        f"{scaling['cpus']} CPUs. Two processes train on the doubled global batch.",
+        f"{scaling['cpus']} CPUs (load average {scaling.get('loadavg', '?')} at the end: above the CPU "
+        "count, other work shared the cores and these figures are mostly noise). Two processes train on the "
+        "doubled global batch.",
         "",
         "| twin | "
         + " | ".join(label for label, _, _ in RUNS)
