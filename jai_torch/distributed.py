@@ -2,7 +2,8 @@
 
 torchrun starts the processes and tells each its place (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT); `init` joins them in one process group: gloo for CPU tensors, and NCCL for CUDA ones when
-there is a GPU, each process on the GPU of its LOCAL_RANK. DistributedDataParallel (`wrap`) averages the
+every process of a host has a GPU of its own (that of its LOCAL_RANK; processes sharing a GPU fall back
+to gloo, which NCCL's refusal of shared GPUs leaves). DistributedDataParallel (`wrap`) averages the
 gradients across the group during the backward pass, bucket by bucket, and broadcasts rank 0's weights
 when it is built, so every process starts from and keeps the same model.
 """
@@ -24,8 +25,9 @@ def init(timeout: float) -> tuple[int, int, int]:
     `timeout` bounds every collective: a peer that died or hung ends the wait with an error instead of
     blocking forever (gloo honours it; NCCL only with its async error handling, which torch enables)."""
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "gloo"
-    if torch.cuda.is_available():
+    per_host = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    backend = "gloo"  # also for CUDA tensors when processes share a GPU, which NCCL refuses
+    if torch.cuda.is_available() and per_host <= torch.cuda.device_count():
         torch.cuda.set_device(local_rank)  # "cuda" now means this process's own GPU
         backend = "cpu:gloo,cuda:nccl"
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
