@@ -19,8 +19,9 @@ from typing import Any
 
 from jai.devices import BACKENDS, default_backend
 from jai.errors import InputError
+from jai.prompt import fit_prompt
 from jai.recovery import resolve_checkpoint
-from jai.sampling import SamplingConfig, SamplingError, crop_left
+from jai.sampling import SamplingConfig, SamplingError, crop_left, room
 from jai.twins import default_stop_ids, load_twin
 from jai.weights import TOKENIZER_FILE, CheckpointError
 
@@ -33,7 +34,9 @@ examples:
 The checkpoint is a directory from `jai train` (<out>/ckpt; the run dir <out> is accepted too) or from
 `jai convert`, holding config.json, model.safetensors and tokenizer.json. The model was trained on
   [QUESTION] q [/QUESTION] [DOC] posting [/DOC] [ANSWER] a [/ANSWER]
-so --question (with --doc/--doc-file) builds that prompt up to [ANSWER] and the model writes the answer.
+so --question (with --doc/--doc-file) builds that prompt up to [ANSWER] (after [BOS], as in training) and
+the model writes the answer. A document too long for the context is shortened from its end (the question
+never is), and a note says so; a --prompt too long for it loses its start.
 --temperature 0 is greedy: the same tokens every time, and the same with --backend mlx and torch.
 """
 
@@ -174,9 +177,8 @@ def sampling_config(args: argparse.Namespace, stop_ids: tuple[int, ...]) -> Samp
         raise UsageError(msg) from None
 
 
-def prompt_texts(args: argparse.Namespace) -> list[str]:
-    from jai.data.qa import build_prompt  # framework-free; the format the model was trained on
-
+def prompt_texts(args: argparse.Namespace) -> list[str | tuple[str, str]]:
+    """The raw --prompt texts, or a (question, document) pair per --question (made to fit later)."""
     if args.prompt and args.question:
         raise UsageError("give --prompt or --question, not both")
     if (args.doc is not None or args.doc_file) and not args.question:
@@ -195,7 +197,22 @@ def prompt_texts(args: argparse.Namespace) -> list[str]:
             doc = Path(args.doc_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise UsageError(f"--doc-file {args.doc_file}: cannot read it ({e})") from None
-    return [build_prompt(q, doc) for q in args.question]
+    return [(q, doc) for q in args.question]
+
+
+def question_ids(tokenizer: Any, pair: tuple[str, str], block: int, cfg: SamplingConfig, i: int) -> list[int]:
+    """[BOS] + the training-format prompt, the document shortened (never the question) to leave
+    room to generate; a note on stderr when it was."""
+    question, doc = pair
+    budget = block - room(block, cfg.max_new_tokens)
+    ids, shortened = fit_prompt(tokenizer, question, doc, budget)
+    if shortened:
+        print(
+            f"jai sample: the document of question {i + 1} was shortened to fit the model's context of "
+            f"{block} tokens with room for {room(block, cfg.max_new_tokens)} new ones",
+            file=sys.stderr,
+        )
+    return ids
 
 
 def stream_text(tokenizer: Any, steps: Iterable[list[int | None]]) -> Iterator[str]:
@@ -227,10 +244,10 @@ def run(args: argparse.Namespace) -> int:
     ckpt = resolve_checkpoint(checkpoint_arg(args))
     tokenizer = load_tokenizer(ckpt, args.tokenizer)
     cfg = cfg.replace(stop_ids=default_stop_ids(tokenizer))
-    prompts = [tokenizer.encode(t) for t in texts]
-    for text, ids in zip(texts, prompts, strict=True):
+    raw = {i: tokenizer.encode(t) for i, t in enumerate(texts) if isinstance(t, str)}
+    for i, ids in raw.items():
         if not ids:
-            raise UsageError(f"the prompt {text!r} encodes to no tokens")
+            raise UsageError(f"the prompt {texts[i]!r} encodes to no tokens")
 
     model, twin = load_twin(ckpt, args.backend, args.device)
     block, vocab = model.config.block_size, model.config.vocab_size
@@ -239,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
             f"the tokenizer has {tokenizer.vocab_size} tokens but the model only {vocab}: "
             "not the tokenizer this model was trained with"
         )
+    prompts = [raw[i] if i in raw else question_ids(tokenizer, t, block, cfg, i) for i, t in enumerate(texts)]
     for i, ids in enumerate(prompts):
         kept = len(crop_left(ids, block, cfg.max_new_tokens))
         if kept < len(ids):  # the twins crop it the same way; say so rather than silently

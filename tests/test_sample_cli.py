@@ -12,7 +12,7 @@ import torch
 
 from jai import cli, sample_cli
 from jai.config import GPTConfig
-from jai.data.qa import build_prompt
+from jai.prompt import build_prompt, fit_prompt
 from jai.sampling import SamplingConfig
 from jai.tokenizer import Tokenizer
 from jai.twins import default_stop_ids
@@ -116,15 +116,33 @@ def test_a_run_dir_and_the_ckpt_flag_are_accepted(capsys, run_dir, ckpt):
 
 
 def test_question_is_wrapped_in_the_training_format(capsys, ckpt, tmp_path):
-    question, doc = "연봉은 얼마인가요?", "데이터 엔지니어 채용, 근무지: 서울 강남구, 연봉 협의."
-    common = ["--backend", "torch", "--temperature", "0", "--max-new-tokens", "12"]
-    _, raw, _ = sample(capsys, str(ckpt), *common, "--prompt", build_prompt(question, doc))
-    _, asked, _ = sample(capsys, str(ckpt), *common, "--question", question, "--doc", doc)
+    # Short enough for the test model's context of 32 with room for 8 new tokens: nothing is shortened.
+    question, doc = "Salary?", "negotiable."
+    common = ["--backend", "torch", "--temperature", "0", "--max-new-tokens", "8"]
+    _, raw, _ = sample(capsys, str(ckpt), *common, "--prompt", "[BOS]" + build_prompt(question, doc))
+    _, asked, err = sample(capsys, str(ckpt), *common, "--question", question, "--doc", doc)
     (tmp_path / "posting.txt").write_text(doc + "\n", encoding="utf-8")
     _, from_file, _ = sample(
         capsys, str(ckpt), *common, "--question", question, "--doc-file", str(tmp_path / "posting.txt")
     )
     assert asked == raw == from_file
+    assert "shortened" not in err
+
+
+def test_a_long_document_is_shortened_never_the_question(capsys, ckpt, tok):
+    question = "SQL?"
+    doc = (
+        "We are hiring a backend engineer in Seoul. Requirements: SQL, Spark, and a love of clean pipelines."
+    )
+    common = ["--backend", "torch", "--temperature", "0", "--max-new-tokens", "8"]
+    code, asked, err = sample(capsys, str(ckpt), *common, "--question", question, "--doc", doc)
+    assert code == 0, err
+    assert "the document of question 1 was shortened" in err and "only its last" not in err
+    ids, shortened = fit_prompt(tok, question, doc, 32 - 8)
+    assert shortened and len(ids) <= 24
+    assert tok.decode(ids).startswith(build_prompt(question, "")[:20])  # the question, whole
+    _, fitted, _ = sample(capsys, str(ckpt), *common, "--prompt", tok.decode(ids, keep_control=True))
+    assert asked == fitted
 
 
 def test_a_batch_prints_each_prompt_after_the_other(capsys, ckpt, tok):
