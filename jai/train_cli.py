@@ -32,6 +32,8 @@ examples:
   jai train --init-from out/run/ckpt --out out/ft --lr 1e-4 --max-steps 500
   jai train --init-from out/run/ckpt --out out/lora --lora 8 --lr 1e-3   # a PEFT LoRA adapter alone
   jai fuse out/lora/ckpt out/fused                 # merge the adapter into an ordinary checkpoint
+  torchrun --standalone --nproc-per-node 2 $(which jai) train --backend torch   # data parallel, 2 processes
+  mlx.launch -n 2 -- jai train --backend mlx       # the same in MLX (see docs/distributed.md)
 
 A run writes <out>/ckpt (the latest checkpoint: config.json, model.safetensors, tokenizer.json, which
 transformers, mlx-lm and `jai sample` open as a GPT-2, plus train_state/ for --resume) and
