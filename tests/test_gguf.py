@@ -237,3 +237,13 @@ def test_llama_cpp_chat_template_and_stops(llama_cpp, model, exported):
         )
     choice = out["choices"][0]
     assert choice["message"]["content"].strip() == s.answer.strip() and choice["finish_reason"] == "stop"
+
+
+def test_a_bf16_checkpoint_exports_its_exact_values(tmp_path, model):
+    cfg = GPTConfig(vocab_size=model.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=32)
+    m = GPT(cfg, seed=3)
+    ckpt = torch_ckpt.save_model(m, tmp_path / "ckpt", dtype="BF16", tokenizer=model.ckpt / "tokenizer.json")
+    done = export_gguf(ckpt, tmp_path / "bf16.gguf", "f32")
+    t = next(t for t in gguf.GGUFReader(done.path).tensors if t.name == "token_embd.weight")
+    expected = m.wte.weight.detach().bfloat16().float().numpy()
+    assert np.array_equal(np.asarray(t.data).reshape(expected.shape), expected)
