@@ -2,8 +2,8 @@
 
 torchrun starts the processes and tells each its place (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT); `init` joins them in one process group: gloo for CPU tensors, and NCCL for CUDA ones when
-every process of a host has a GPU of its own (that of its LOCAL_RANK; processes sharing a GPU fall back
-to gloo, which NCCL's refusal of shared GPUs leaves). DistributedDataParallel (`wrap`) averages the
+every process of a host has a GPU of its own (that of its LOCAL_RANK). Processes sharing a GPU use gloo
+for everything, since NCCL refuses two ranks on one device. DistributedDataParallel (`wrap`) averages the
 gradients across the group during the backward pass, bucket by bucket, and broadcasts rank 0's weights
 when it is built, so every process starts from and keeps the same model.
 """
