@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="decode one request at a time (the baseline that `jai bench` compares batching with)",
     )
     load.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="compute threads of the model's framework (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS; default: "
+        "the framework's own, one per core). On a small or shared CPU, 1 leaves a core to the HTTP side",
+    )
+    load.add_argument(
         "--max-new-tokens",
         type=int,
         default=MAX_NEW_TOKENS_LIMIT,
@@ -135,6 +142,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-waiting must be at least 0, got {args.max_waiting}")
     if not args.shutdown_timeout >= 0:
         raise UsageError(f"--shutdown-timeout must be at least 0, got {args.shutdown_timeout}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
 
@@ -156,6 +165,9 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     check_args(args)
     ckpt = resolve_checkpoint(checkpoint_arg(args))
     tokenizer = load_tokenizer(ckpt, args.tokenizer)
+    if args.threads:  # read by PyTorch and OpenBLAS when they load, which is next
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = str(args.threads)
     model, _ = load_twin(ckpt, args.backend, args.device)  # an unavailable device fails first
     config = model.config
     if tokenizer.vocab_size > config.vocab_size:

@@ -51,6 +51,7 @@ def test_defaults_and_flags(monkeypatch):
         (["--max-concurrent", "0"], "--max-concurrent must be at least 1"),
         (["--max-waiting", "-1"], "--max-waiting must be at least 0"),
         (["--port", "70000"], "--port must be in 0..65535"),
+        (["--threads", "0"], "--threads must be at least 1"),
         (["--shutdown-timeout", "nan"], "--shutdown-timeout"),
     ],
 )
