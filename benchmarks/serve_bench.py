@@ -165,6 +165,7 @@ def run(
         "max_batch": MAX_BATCH,
         "cpus": os.cpu_count(),
         "blas_threads": env.get("OPENBLAS_NUM_THREADS"),
+        "loadavg_start": os.getloadavg()[0],
         "rows": [],
     }
     server_env = dict(env)  # `jai bench --blas-threads` reaches the servers as it reaches the workers
@@ -186,6 +187,7 @@ def run(
                         out["rows"].append({"framework": fw, "device": device, "batching": batching, **row})
                 finally:
                     server.stop()
+    out["loadavg_end"] = os.getloadavg()[0]
     return out
 
 
@@ -214,7 +216,8 @@ def render(serve: dict[str, Any] | None) -> str:
         f"Model size {serve['size']}, prompts of {serve['prompt_tokens']} tokens, {serve['new_tokens']} new "
         f"tokens per request (greedy, /v1/completions), {serve['seconds_per_cell']:.0f} s per cell; batching "
         f"decodes up to {serve['max_batch']} requests together. The load generator runs on the same "
-        f"{serve['cpus']} CPUs as the server.",
+        f"{serve['cpus']} CPUs as the server; 1-minute load average {serve['loadavg_start']:.1f} before, "
+        f"{serve['loadavg_end']:.1f} after (near the CPU count or above, every figure is noisy).",
         "",
         "| twin | device | batching | clients | req/s | tokens/s | p50 ms | p99 ms | 429 | errors |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
