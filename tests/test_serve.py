@@ -138,13 +138,21 @@ def test_stop_strings_end_the_text_before_them(server, oai, tok, reference):
     assert "".join(c.choices[0].text for c in chunks) == want
 
 
-def test_a_seed_repeats_a_sample(server, oai):
-    ask = dict(model="run", prompt="We are hiring", max_tokens=MAX, temperature=1.0, top_k=20, top_p=0.9)
-    ask = {k: v for k, v in ask.items() if k not in ("top_k",)}
-    texts = {
-        oai.completions.create(**ask, seed=7, extra_body={"top_k": 20}).choices[0].text for _ in range(3)
-    }
-    assert len(texts) == 1
+def test_a_seed_repeats_a_sample_alone_and_in_a_batch(server, oai):
+    ask = dict(model="run", prompt="We are hiring", max_tokens=MAX, temperature=1.0, top_p=0.9, seed=7)
+    ask["extra_body"] = {"top_k": 20}  # top_k is not an OpenAI parameter: the client passes it through
+    alone = [oai.completions.create(**ask).choices[0].text for _ in range(2)]
+    texts: list[str] = []
+    others = dict(model="run", prompt="Salary", max_tokens=MAX, temperature=0.0)
+    threads = [threading.Thread(target=lambda: oai.completions.create(**others)) for _ in range(3)]
+    threads.append(
+        threading.Thread(target=lambda: texts.append(oai.completions.create(**ask).choices[0].text))
+    )
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert alone[0] and alone == [alone[0], *texts]  # its own random stream, whatever runs beside it
 
 
 def test_greedy_text_is_the_same_alone_and_in_a_batch(server, tok, reference):
