@@ -147,11 +147,6 @@ def test_mlx_lm_generate_greedy_answer_is_the_learnt_one_and_stops_at_answer_end
         assert text == f"\n{s.answer.strip()}\n"  # stopped at [/ANSWER], which it does not print
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jai sample --question encodes the prompt without the [BOS] every training sample starts with "
-    "(jai.prompt.fit_prompt adds it; sample_cli does not use it yet)",
-)
 def test_jai_sample_greedy_gives_the_same_answers(model):
     """The answers the two tests above get from transformers and mlx-lm are the ones `jai sample` gives."""
     for s in model.train[:4]:
