@@ -37,6 +37,7 @@ EXAMPLES = """examples:
   jai bench --blas-threads 1                   # MLX workers with one OpenBLAS thread (busy machines)
   jai bench --only serve --quick               # jai serve: batching vs one at a time, 1/8/32 clients
   jai bench --only scaling --quick             # data parallel: 1 vs 2 processes (torchrun, mlx.launch)
+  jai bench --only lora --quick                # LoRA vs full fine-tuning: parameters, step time, memory
 
 Progress goes to the terminal as a bar, or as plain lines when the output is not a terminal.
 Results: <out>/results.json, <out>/report.md and PNG plots; see docs/benchmarks.md."""
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         default=None,
-        help=f"comma-separated parts to run, of {','.join(PARTS)} (default: all; --quick: not quant, serve); "
+        help=f"comma-separated parts to run, of {','.join(PARTS)} "
+        "(default: all; --quick: not quant, serve, scaling, lora); "
         "'peers' adds transformers and mlx-lm to the training and inference parts",
     )
     p.add_argument(
@@ -132,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parts(text: str | None, quick: bool = False) -> tuple[str, ...]:
     if text is None:  # the quant part is a run of its own (14 more processes): not in a smoke run
-        return tuple(p for p in PARTS if not (quick and p in ("quant", "serve", "scaling")))
+        return tuple(p for p in PARTS if not (quick and p in ("quant", "serve", "scaling", "lora")))
     parts = tuple(x.strip() for x in text.split(",") if x.strip())
     bad = [x for x in parts if x not in PARTS]
     if bad:
@@ -344,10 +346,15 @@ def main(argv: list[str] | None = None) -> int:
 
             steps = 10 if args.quick else 40 if args.full else 20
             results["scaling"] = scaling.run(args.config, frameworks, args.seed, work, worker_env, steps)
+        if "lora" in parts:  # LoRA against full fine-tuning from one base (jai train --lora)
+            from jai.benchmarks import lora_bench
+
+            steps = 8 if args.quick else 40 if args.full else 20
+            results["lora"] = lora_bench.run(args.config, frameworks, args.seed, work, worker_env, steps)
     results["wall_s"] = time.perf_counter() - t0
     results["machine"]["loadavg_end"] = machine.loadavg()
 
-    from jai.benchmarks import plots, quant_bench, report, scaling, serve_bench
+    from jai.benchmarks import lora_bench, plots, quant_bench, report, scaling, serve_bench
 
     results["plots"] = plots.write_all(results, out_dir)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
@@ -355,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         report.render(results)
         + quant_bench.render(results.get("quant"))
         + serve_bench.render(results.get("serve"))
-        + scaling.render(results.get("scaling")),
+        + scaling.render(results.get("scaling"))
+        + lora_bench.render(results.get("lora")),
         encoding="utf-8",
     )
     failed = [j["name"] for j in results["jobs"] if not j.get("ok")]

@@ -42,7 +42,7 @@ FRAMEWORK = {
     "mlx_lm": "mlx",
 }
 # +quant_bench, serve_bench, scaling
-PARTS = ("train", "inference", "curves", "peers", "profile", "quant", "serve", "scaling")
+PARTS = ("train", "inference", "curves", "peers", "profile", "quant", "serve", "scaling", "lora")
 
 
 @dataclass(frozen=True)
