@@ -13,9 +13,11 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="alternating rounds of the training-speed comparison, one timed step of every runner each "
         "(default: 4, full: 6)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="training batch of the alternating rounds (default: the size's own, 16 at the default size); "
+        "a smaller one keeps a run short on a busy machine",
     )
     p.add_argument(
         "--no-compile",
@@ -191,20 +200,23 @@ def run_job(job: Job, workdir: Path, bar: tqdm | None, env: dict[str, str] | Non
             text=True,
         )
         assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == "." and done < job.ticks:
-                done += 1
-                if bar is not None:
-                    bar.update(1)
-                if plain and time.perf_counter() - last > PLAIN_EVERY_S:
-                    last = time.perf_counter()
-                    say(f"{job.name}: {done}/{job.ticks} steps, {last - start:.0f} s")
-            elif line.strip() != ".":
-                log.write(line)
-            if time.perf_counter() - start > job.timeout_s:
+        try:
+            for line in proc.stdout:
+                if line.strip() == "." and done < job.ticks:
+                    done += 1
+                    if bar is not None:
+                        bar.update(1)
+                    if plain and time.perf_counter() - last > PLAIN_EVERY_S:
+                        last = time.perf_counter()
+                        say(f"{job.name}: {done}/{job.ticks} steps, {last - start:.0f} s")
+                elif line.strip() != ".":
+                    log.write(line)
+                if time.perf_counter() - start > job.timeout_s:
+                    break
+        finally:  # timed out, Ctrl-C or `kill`: the worker goes with us, not on alone in the background
+            if proc.poll() is None:
                 proc.kill()
-                break
-        proc.wait()
+            proc.wait()
     if bar is not None and done < job.ticks:
         bar.update(job.ticks - done)
     if out_path.is_file():
@@ -243,6 +255,17 @@ def _devices(envs: dict[str, dict], requested: str) -> dict[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    # SIGTERM unwinds like Ctrl-C, so the running worker is stopped with us (run_job's finally)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     parts = _parts(args.only, args.quick)
     if args.quick and args.full:
@@ -260,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         full=args.full,
         rounds=args.rounds,
         compile=False if args.no_compile else None,
+        train_batch=args.batch,
     )
     out_dir = args.out or Path("bench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(out_dir).resolve()

@@ -62,6 +62,7 @@ class Settings:
     larger: bool = True  # also time the twins' training at the next size up (training only)
     rounds: int = 4  # alternating rounds of the training-speed comparison (benchmarks/rounds.py)
     compile: bool = True  # also time the PyTorch twin's compiled step (jai train --compile)
+    train_batch: int | None = None  # the rounds job's batch, if not the size's own (jai bench --batch)
 
 
 # `jai bench --quick`: a smoke run of about a minute, on the tiny model unless --config says otherwise.
@@ -112,6 +113,7 @@ def settings_for(
     full: bool = False,
     rounds: int | None = None,
     compile: bool | None = None,
+    train_batch: int | None = None,
 ) -> Settings:
     s = QUICK if quick else FULL if full else Settings()
     changes: dict[str, Any] = {}
@@ -123,6 +125,8 @@ def settings_for(
         changes["rounds"] = rounds
     if compile is not None:
         changes["compile"] = compile
+    if train_batch is not None:
+        changes["train_batch"] = train_batch
     return Settings(**{**s.__dict__, **changes})
 
 
@@ -168,7 +172,7 @@ def make_jobs(
                             "runners": runners,
                             "size": sz,
                             "config": cfg.__dict__.copy(),
-                            "batch": batch_for(sz, dev),
+                            "batch": s.train_batch or batch_for(sz, dev),
                             "device": dev,
                             "dtype": dtype,
                             "ckpt": ckpt[sz],
