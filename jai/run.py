@@ -1,18 +1,20 @@
 """`jai run`: the main job, end to end, on the postings bundled with the repo (nothing is downloaded).
 
-    jai run                       # prepare -> train <= 6 min (default model) -> answer questions
+    jai run                       # prepare -> measure the untrained model -> train <= 6 min -> measure
     jai run --backend mlx         # the same with the MLX twin
-    jai run --minutes 30 --max-steps 2000 --out out/long
+    jai run --minutes 60 --max-steps 1000 --out out/long
 
-Writes <out>/data and <out>/run, replacing a previous `jai run`'s <out>/run.
+Writes <out>/data, <out>/untrained, <out>/run and <out>/eval.json, replacing a previous `jai run`'s.
 
-1. `jai prepare` on data/jobs/postings.json: Q&A samples, a BPE tokenizer, train.bin / val.bin;
-2. `jai train` of the default model (6 layers, 6 heads, 384 wide, context 256, batch 16, lr 3e-4),
-   bounded in time: the schedule is sized to finish on a 2-core CPU, and --minutes stops it early on a
-   slower machine (with a checkpoint: `jai train --resume --out <out>/run` continues it);
-3. the untrained and trained validation losses, side by side;
-4. answers, sampled from the checkpoint, to questions about postings the model never trained on
-   (the validation split), next to the answers built from those postings' fields.
+1. `jai prepare` on data/jobs/postings.json: Q&A samples fitted to the context, a BPE tokenizer,
+   train.bin / val.bin;
+2. `jai eval` of the untrained model (the weights training starts from): the baseline;
+3. `jai train` of the default model (6 layers, 6 heads, 384 wide, context 256), batch 16, learning
+   rate 1e-3 after 10 warmup steps, 100 steps: bounded in time, and --minutes stops it early on a slower
+   machine (with a checkpoint: `jai train --resume --out <out>/run` continues it);
+4. `jai eval` of the trained model: loss, bits per byte, and greedy answers to questions about postings
+   the model never trained on (the validation split), scored per question kind against the references
+   built from the postings' fields, side by side with the untrained model's; then a few of the answers.
 
 It only calls what the other commands call, so every step can be rerun alone with its own command.
 """
@@ -20,33 +22,34 @@ It only calls what the other commands call, so every step can be rerun alone wit
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import itertools
-import math
-import shlex
+import importlib
+import json
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from jai.cli import invocation
+from jai.atomic import write_text_atomic
 from jai.config import GPTConfig
-from jai.data.postings import load_postings
-from jai.data.prepare import BUNDLED_SAMPLE, prepare, split_postings
-from jai.data.qa import Sample, build_prompt, make_samples
+from jai.data.prepare import BUNDLED_SAMPLE, TOKENIZER_FILE, prepare
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, default_backend
 from jai.errors import JaiError
-from jai.sampling import SamplingConfig
-from jai.serve import default_stop_ids, load_generate_fn
-from jai.tokenizer import Tokenizer
+from jai.eval_cli import evaluate_checkpoint
 from jai.train_config import TrainConfig
 from jai.train_loop import make_trainer, train
 from jai.train_state import CKPT_DIR
 
-SEED = 1337  # prepare's default: the split run.py re-creates to find the validation postings
+SEED = 1337  # prepare's default split and phrasings
 VAL_FRACTION = 0.1
-ANSWER_TOKENS = 80  # room left after a prompt for its answer
+# The schedule `jai run` trains with (see docs/quality.md for the measurements behind it).
+LR = 1e-3
+BATCH_SIZE = 16
+WARMUP_SHARE = 0.1  # of max_steps
+# How much `jai eval` measures here: enough to compare the two models on every kind, in seconds.
+EVAL_ANSWERS = 30
+EVAL_LOSS_TOKENS = 8192
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,39 +80,64 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimizer steps of the warmup + cosine schedule; 100 (400k tokens, one pass over the bundled "
         "sample) fit in --minutes on a 2-core CPU (default: %(default)s)",
     )
-    p.add_argument("--questions", type=int, default=3, help="questions to answer at the end (default: 3)")
+    p.add_argument("--lr", type=float, default=LR, help="peak learning rate (default: %(default)g)")
+    p.add_argument(
+        "--answers",
+        type=int,
+        default=EVAL_ANSWERS,
+        help="held-out questions each model answers for `jai eval` (default: %(default)s)",
+    )
+    p.add_argument("--questions", type=int, default=3, help="answers to show at the end (default: 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
-def fit_doc(s: Sample, tok: Tokenizer, budget: int) -> Sample:
-    """The sample with its document shortened (at a line break where it can) until the prompt fits.
+def save_untrained(backend: str, data_dir: Path, model_cfg: GPTConfig, seed: int, out: Path) -> Path:
+    """The weights training starts from (the same seed), saved as a checkpoint `jai eval` can read."""
+    meta = json.loads((data_dir / "meta.json").read_text(encoding="utf-8"))
+    cfg = model_cfg.replace(vocab_size=meta["vocab_size"])
+    model = importlib.import_module(f"jai_{backend}.model").GPT(cfg, seed=seed)
+    if out.exists():
+        shutil.rmtree(out)
+    checkpoint = importlib.import_module(f"jai_{backend}.checkpoint")
+    checkpoint.save_model(model, out, tokenizer=data_dir / TOKENIZER_FILE)
+    return out
 
-    Most postings are longer than the default context; cropping the prompt from the left, as
-    generation does, would drop the question itself.
-    """
-    doc = s.doc
-    while len(tok.encode(build_prompt(s.question, doc))) > budget and len(doc) > 1:
-        cut = doc.rfind("\n", 0, int(len(doc) * 0.9))
-        doc = doc[: cut if cut > 0 else int(len(doc) * 0.9)].rstrip()
-    return dataclasses.replace(s, doc=doc)
+
+def comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The untrained and the trained model side by side: loss, bits per byte, answer scores per kind."""
+    lb, la = before["loss"], after["loss"]
+    lines = [
+        f"{'':<22}{'untrained':>20}{'trained':>20}",
+        f"{'validation loss':<22}{lb['loss']:>20.3f}{la['loss']:>20.3f}",
+        f"{'bits per byte':<22}{lb['bits_per_byte']:>20.3f}{la['bits_per_byte']:>20.3f}",
+        f"{'answers (n)':<22}{'exact   char F1':>20}{'exact   char F1':>20}",
+    ]
+    ab, aa = before["answers"], after["answers"]
+    rows = [
+        *((k, ab["by_kind"][k], aa["by_kind"][k]) for k in ab["by_kind"]),
+        *((f"lang {k}", ab["by_lang"][k], aa["by_lang"][k]) for k in ab["by_lang"]),
+        ("all", ab["all"], aa["all"]),
+    ]
+    for name, b, a in rows:
+        label = f"{name} ({b['n']})"
+        lines.append(f"  {label:<20}{b['exact']:>12.3f}{b['f1']:>8.3f}{a['exact']:>12.3f}{a['f1']:>8.3f}")
+    return "\n".join(lines)
 
 
-def demo_samples(args: argparse.Namespace, tok: Tokenizer, block_size: int) -> list[Sample]:
-    """Questions about validation postings, each about another posting and of another kind, alternating
-    between the languages, with documents shortened to leave room for an answer."""
-    postings, _ = load_postings(args.postings)
-    _, val = split_postings(postings, VAL_FRACTION, SEED)
-    samples = list(make_samples(val, SEED))
-    by_lang = [[s for s in samples if s.lang == lang] for lang in sorted({s.lang for s in samples})]
-    alternating = [s for group in itertools.zip_longest(*by_lang) for s in group if s is not None]
-    picked: list[Sample] = []
-    for s in alternating:
-        if len(picked) == args.questions:
-            break
-        if all(s.posting_id != p.posting_id and s.kind != p.kind for p in picked):
-            picked.append(fit_doc(s, tok, block_size - ANSWER_TOKENS))
-    return picked
+def show_answers(result: dict[str, Any], n: int) -> None:
+    """A few of the trained model's answers, of different kinds, next to the references."""
+    shown: list[dict[str, Any]] = []
+    samples = result.get("samples", [])
+    for alternate in (True, False):  # languages taking turns where the samples allow it
+        for s in samples:
+            new_kind = all(s["kind"] != t["kind"] for t in shown)
+            if len(shown) < n and new_kind and not (alternate and shown and s["lang"] == shown[-1]["lang"]):
+                shown.append(s)
+    for i, s in enumerate(shown, 1):
+        print(f"\n[{i}] {s['kind']} ({s['lang']}, char F1 {s['f1']:.2f})\n  question:  {s['question']}")
+        print("  model:     " + (s["prediction"] or "(nothing)").replace("\n", "\n             "))
+        print("  reference: " + s["reference"].replace("\n", "\n             "))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     # Errors go up to the `jai` dispatcher, which reports them the same way for every command.
     trainer = make_trainer(args.backend, args.device)  # a missing framework fails here, before any work
 
-    print(f"== 1/3  prepare {', '.join(args.postings)} -> {data_dir}")
+    print(f"== 1/4  prepare {', '.join(args.postings)} -> {data_dir}")
     try:
         prepare(args.postings, data_dir, seed=SEED, val_fraction=VAL_FRACTION, show_progress=False)
     except (FileNotFoundError, ValueError) as e:
@@ -130,15 +158,31 @@ def main(argv: list[str] | None = None) -> int:
 
     model_cfg = GPTConfig()  # the default model; its vocabulary comes from the data
     train_cfg = TrainConfig(
+        batch_size=BATCH_SIZE,
+        lr=args.lr,
+        min_lr=args.lr / 10,
         max_steps=args.max_steps,
-        warmup_steps=max(1, args.max_steps // 10),
+        warmup_steps=max(1, round(args.max_steps * WARMUP_SHARE)),
         eval_interval=max(1, args.max_steps // 4),
         eval_batches=8,
         ckpt_interval=max(1, args.max_steps // 4),
     )
+    measure = {
+        "data_dir": data_dir,
+        "backend": args.backend,
+        "device": args.device,
+        "max_answers": args.answers,
+        "loss_tokens": EVAL_LOSS_TOKENS,
+        "progress": not args.no_progress,
+    }
+    print(f"\n== 2/4  jai eval: the untrained model ({args.answers} held-out questions)")
+    untrained = save_untrained(args.backend, data_dir, model_cfg, train_cfg.seed, out / "untrained")
+    before = evaluate_checkpoint(untrained, **measure)
+
     print(
-        f"\n== 2/3  train the default model with {args.backend}: {train_cfg.max_steps} steps of "
-        f"{train_cfg.batch_size} x {model_cfg.block_size} tokens, at most {args.minutes:g} min -> {run_dir}"
+        f"\n== 3/4  train the default model with {args.backend}: {train_cfg.max_steps} steps of "
+        f"{train_cfg.batch_size} x {model_cfg.block_size} tokens, lr {train_cfg.lr:g}, "
+        f"at most {args.minutes:g} min -> {run_dir}"
     )
     if run_dir.exists():  # <out>/run belongs to `jai run`: each run starts afresh
         print(f"  replacing the previous run in {run_dir}")
@@ -154,36 +198,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     initial, final = summary["initial_val_loss"], summary["val_loss"]
     print(
-        f"validation loss: untrained {initial:.3f} (perplexity {math.exp(initial):,.0f}) -> trained "
-        f"{final:.3f} (perplexity {math.exp(final):,.1f}) after {summary['step']} steps, "
+        f"validation loss: untrained {initial:.3f} -> trained {final:.3f} after {summary['step']} steps, "
         f"{summary['tokens_per_sec']:,.0f} tokens/s ({summary['device']}, {summary['dtype']})"
     )
     if summary["stopped"] == "max_seconds":
         print(f"  stopped by --minutes; `jai train --resume --out {run_dir}` finishes the schedule")
 
     ckpt = run_dir / CKPT_DIR
-    print(f"\n== 3/3  questions about postings the model never trained on ({ckpt})")
-    tok = Tokenizer.load(ckpt / "tokenizer.json")
-    generate_fn, cfg = load_generate_fn(ckpt, args.backend, args.device)
-    sampling = SamplingConfig(
-        temperature=0.7, top_k=40, max_new_tokens=ANSWER_TOKENS, seed=SEED, stop_ids=default_stop_ids(tok)
+    print(f"\n== 4/4  jai eval: the trained model ({ckpt})")
+    after = evaluate_checkpoint(ckpt, **measure)
+    print("\n" + comparison(before, after))
+    write_text_atomic(
+        out / "eval.json",
+        json.dumps(
+            {"untrained": before, "trained": after, "train": summary},
+            ensure_ascii=False,
+            indent=1,
+            default=str,
+        )
+        + "\n",
     )
-    example: tuple[str, Path] | None = None
-    for i, s in enumerate(demo_samples(args, tok, cfg.block_size), 1):
-        prompt = build_prompt(s.question, s.doc)
-        answer = tok.decode(generate_fn(tok.encode(prompt), sampling)).strip()
-        title = s.doc.strip().splitlines()[0]
-        print(f"\n[{i}] {title}\n  question:  {s.question}")
-        print("  model:     " + answer.replace("\n", "\n             "))
-        print("  reference: " + s.answer.strip().replace("\n", "\n             "))
-        if i == 1:  # a posting to try `jai sample` on, named in the last line
-            example = (s.question, out / "posting.txt")
-            example[1].write_text(s.doc.strip() + "\n", encoding="utf-8")
-    print(f"\ndone in {time.perf_counter() - started:.0f}s.")
-    if example:
-        question, doc, where = (shlex.quote(str(x)) for x in (*example, ckpt))
-        print("Ask your own question about a posting:")
-        print(f"  {invocation()} sample {where} --question {question} --doc-file {doc}")
+    show_answers(after, args.questions)
+    print(
+        f"\ndone in {time.perf_counter() - started:.0f}s; every score in {out / 'eval.json'}. "
+        f"Next: .venv/bin/jai sample {ckpt} --question '...' --doc-file posting.md"
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The main job (`jai run`) end to end on the bundled postings, cut to two training steps."""
+"""The main job (`jai run`) end to end on the bundled postings, cut to a step or two of training."""
 
 from __future__ import annotations
 
@@ -10,27 +10,53 @@ from jai import cli, run
 
 
 @pytest.mark.parametrize("backend", ["torch", "mlx"])
-def test_main_job_prepares_trains_and_answers(tmp_path, capsys, backend):
-    args = ["--out", str(tmp_path), "--backend", backend, "--max-steps", "2", "--questions", "2"]
-    assert run.main([*args, "--no-progress"]) == 0
+def test_main_job_prepares_measures_trains_and_measures_again(tmp_path, capsys, backend):
+    args = ["--out", str(tmp_path), "--backend", backend, "--max-steps", "2", "--answers", "10"]
+    assert run.main([*args, "--questions", "2", "--no-progress"]) == 0
     out = capsys.readouterr().out
 
     meta = json.loads((tmp_path / "data" / "meta.json").read_text())
     assert meta["splits"]["train"]["tokens"] > 100_000  # the bundled sample, all of it
+    assert meta["fit"]["train"]["fit"] / meta["fit"]["train"]["samples"] >= 0.95  # samples fit the context
     ckpt = tmp_path / "run" / "ckpt"
     assert (ckpt / "model.safetensors").is_file() and (ckpt / "tokenizer.json").is_file()
     config = json.loads((ckpt / "config.json").read_text())
     assert (config["n_layer"], config["n_head"], config["n_embd"], config["n_ctx"]) == (6, 6, 384, 256)
+    state = json.loads((ckpt / "train_state" / "state.json").read_text())
+    assert state["train_config"]["lr"] == run.LR and state["train_config"]["batch_size"] == run.BATCH_SIZE
 
-    evals = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    val = [r["val_loss"] for r in evals if "val_loss" in r]
-    assert val[-1] < val[0]  # two steps already move it; the printed pair is these two numbers
-    assert f"untrained {val[0]:.3f}" in out and f"trained {val[-1]:.3f}" in out
-    assert out.count("  question:  ") == 2 and out.count("  model:     ") == 2
+    # jai eval of both models: the untrained one is the weights training started from.
+    report = json.loads((tmp_path / "eval.json").read_text())
+    before, after = report["untrained"], report["trained"]
+    assert before["loss"]["loss"] == pytest.approx(report["train"]["initial_val_loss"], abs=0.1)
+    assert after["loss"]["loss"] < before["loss"]["loss"]  # two steps already move it
+    for result in (before, after):
+        assert result["answers"]["all"]["n"] == 10
+        assert set(result["answers"]["by_kind"]) == {
+            "summary",
+            "requirements",
+            "conditions",
+            "apply",
+            "duties",
+        }
+    assert before["answers"]["all"]["exact"] == 0.0 and before["answers"]["all"]["f1"] < 0.1
+    assert "untrained" in out and "bits per byte" in out and "char F1" in out
+    assert out.count("  question:  ") == 2 and out.count("  reference: ") == 2
 
 
 def test_main_job_runs_again_over_its_previous_run(tmp_path, capsys):
-    args = ["--out", str(tmp_path), "--backend", "torch", "--max-steps", "1", "--questions", "1"]
+    args = [
+        "--out",
+        str(tmp_path),
+        "--backend",
+        "torch",
+        "--max-steps",
+        "1",
+        "--answers",
+        "5",
+        "--questions",
+        "1",
+    ]
     assert run.main([*args, "--no-progress"]) == 0
     assert run.main([*args, "--no-progress"]) == 0  # replaces <out>/run instead of refusing to start
     assert "replacing the previous run" in capsys.readouterr().out
