@@ -24,8 +24,8 @@ import importlib
 import math
 import os
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,8 +81,8 @@ class Trainer(Protocol):
         """Wait for a step: its mean loss and the gradient norm before clipping."""
         ...
 
-    def evaluate(self, batches: list[Any]) -> float:
-        """Mean loss over fixed batches, in eval mode, without gradients."""
+    def evaluate(self, batch: Any) -> float:
+        """The loss of one validation batch, in eval mode (no dropout), without gradients."""
         ...
 
     def save(self, ckpt_dir: Path, state: TrainState, tokenizer: Path | None) -> None:
@@ -120,6 +120,18 @@ class Progress:
     val_loss: float | None = None
 
 
+@contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """Eval mode (no dropout) for a twin's model, restored after: both frameworks' modules have
+    `training`, `eval()` and `train(mode)`."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
@@ -138,7 +150,7 @@ def evaluate(
     spent (keeping at least one batch). Returns the loss and how many batches it used."""
     started, losses = time.perf_counter(), []
     for batch in progress_bar(batches, desc="eval", unit="batch", enabled=progress):
-        losses.append(trainer.evaluate([batch]))
+        losses.append(trainer.evaluate(batch))
         if budget is not None and time.perf_counter() - started > budget:
             break
     return sum(losses) / len(losses), len(losses)

@@ -21,12 +21,13 @@ import mlx.optimizers as optim
 from mlx.utils import tree_map
 
 from jai.train_config import TrainConfig
+from jai.train_loop import eval_mode
 from jai_mlx import distributed
 from jai_mlx.model import GPT, loss_fn, masked_loss_fn
 
 Batch = tuple[mx.array, mx.array]
 StepFn = Callable[[mx.array, mx.array], tuple[mx.array, mx.array]]
-EvalFn = Callable[[list[Batch]], float]
+EvalFn = Callable[[mx.array, mx.array], float]
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16}
 
 
@@ -109,15 +110,11 @@ def make_train_step(
 
 
 def make_evaluate(model: GPT, dtype: str = "float32", mask_prompt: bool = False) -> EvalFn:
-    """Mean loss over fixed batches [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
+    """The loss of one batch [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
     objective = masked_loss_fn if mask_prompt else loss_fn
 
-    def evaluate(batches: list[Batch]) -> float:
-        model.eval()
-        with computing_in(model, DTYPES[dtype]):
-            total = sum(objective(model, x, y) for x, y in batches)  # no gradient is asked for: none made
-            total = total.item()
-        model.train()
-        return total / len(batches)
+    def evaluate(x: mx.array, y: mx.array) -> float:
+        with eval_mode(model), computing_in(model, DTYPES[dtype]):  # no gradient asked for: none made
+            return objective(model, x, y).item()
 
     return evaluate

@@ -67,8 +67,8 @@ class Trainer:
         loss, norm = handle
         return loss.item(), norm.item()
 
-    def evaluate(self, batches: list[Batch]) -> float:
-        return self.evaluate_fn(batches)
+    def evaluate(self, batch: Batch) -> float:
+        return self.evaluate_fn(*batch)
 
     def save(self, ckpt_dir: Path, state: TrainState, tokenizer: Path | None) -> None:
         """Model and training state into `ckpt_dir`, in one atomic directory replacement."""

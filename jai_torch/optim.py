@@ -17,12 +17,13 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from jai.train_config import TrainConfig
+from jai.train_loop import eval_mode
 from jai_torch import distributed
 from jai_torch.model import GPT, loss_fn, masked_loss_fn
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-EvalFn = Callable[[list[Batch]], float]
+EvalFn = Callable[[torch.Tensor, torch.Tensor], float]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -85,15 +86,11 @@ def make_train_step(
 
 
 def make_evaluate(model: GPT, dtype: str = "float32", mask_prompt: bool = False) -> EvalFn:
-    """Mean loss over fixed batches [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
+    """The loss of one batch [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
     objective = masked_loss_fn if mask_prompt else loss_fn
 
-    def evaluate(batches: list[Batch]) -> float:
-        model.eval()
-        with torch.no_grad(), computing_in(model, DTYPES[dtype]):
-            total = sum(objective(model, x, y) for x, y in batches)
-            total = total.item()
-        model.train()
-        return total / len(batches)
+    def evaluate(x: torch.Tensor, y: torch.Tensor) -> float:
+        with eval_mode(model), torch.no_grad(), computing_in(model, DTYPES[dtype]):
+            return objective(model, x, y).item()
 
     return evaluate
