@@ -22,11 +22,14 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
 setup: $(VENV)/.installed-run
 
-# One venv; each target installs the extras it needs (pip skips what is already there).
+# One venv; each target installs the extras it needs (pip skips what is already there). setuptools boxes
+# a note into every editable install whose folders are mapped (data/ -> jai.data) about its import finder,
+# nothing a JAI user can act on, so that one note is silenced; other warnings still show.
 $(VENV)/.installed-%: pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS_$*)]"
+	PYTHONWARNINGS="ignore:Editable installation" \
+		$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS_$*)]"
 	touch $@
 
 run: setup
