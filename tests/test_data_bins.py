@@ -213,6 +213,10 @@ def test_prepare_end_to_end(sample_slice: Path, tmp_path: Path) -> None:
         TokenBin(out / f"{name}.bin", vocab_size=tok.vocab_size, tokenizer_sha256=tok.sha256).check_ids()
     summary = "\n".join(logs)
     assert "skipped" in summary and "train" in summary and "val" in summary
+    # Progress as plain lines: one per file read and per stage, with the time so far.
+    assert any(line.startswith("[") and f"read {sample_slice}" in line for line in logs)
+    assert meta["fit"]["train"]["samples"] == meta["splits"]["train"]["samples"]
+    assert "fit in the context of 256 tokens" in summary
 
     # Same inputs and seed: the same bytes. A reused tokenizer: the same tokenizer hash.
     again = tmp_path / "again"
@@ -238,6 +242,8 @@ def test_prepare_refuses_bad_settings(sample_slice: Path, tmp_path: Path) -> Non
         prepare([sample_slice], tmp_path, vocab_size=70_000, log=lambda _: None)
     with pytest.raises(ValueError, match="val_fraction"):
         prepare([sample_slice], tmp_path, val_fraction=0.0, log=lambda _: None)
+    with pytest.raises(ValueError, match="context"):
+        prepare([sample_slice], tmp_path, context=8, log=lambda _: None)
 
 
 def test_cli_help_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -245,8 +251,18 @@ def test_cli_help_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         main(["--help"])
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
-    for option in ("--out", "--vocab-size", "--val-fraction", "--seed", "--tokenizer", "either schema"):
+    for option in (
+        "--out",
+        "--vocab-size",
+        "--val-fraction",
+        "--seed",
+        "--tokenizer",
+        "--context",
+        "either schema",
+    ):
         assert option in help_text
+    examples = help_text.split("examples:")[1]
+    assert "  jai prepare ../shared/data/nyc-jobs" in examples and "python -m" not in examples
     # errors are reported by the `jai` dispatcher, the same way in every command
     assert cli.main(["prepare", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.json: no such file" in capsys.readouterr().err
