@@ -131,7 +131,8 @@ def heldout_samples(meta: dict[str, Any], tok: Encoder) -> list[Sample]:
     if not sources or missing:
         raise DatasetError(
             f"the postings this data was prepared from are not there "
-            f"({', '.join(missing) or 'none recorded'}); answer quality needs them (the loss does not)"
+            f"({', '.join(missing) or 'none recorded'}); answers need them (`jai eval --answers 0` measures "
+            "the loss alone)"
         )
     postings, _ = load_postings(sources)
     _, val = split_postings(postings, meta["val_fraction"], meta["seed"])

@@ -106,6 +106,7 @@ def evaluate_checkpoint(
             "trained on (--data)"
         )
     val = TokenBin(data_dir / "val.bin", vocab_size=meta.get("vocab_size"))
+    samples = scoring.spread(scoring.heldout_samples(meta, tok), max_answers) if max_answers != 0 else []
     started = time.perf_counter()
     model, twin = load_twin(ckpt, backend, device)
     if tok.vocab_size > model.config.vocab_size:
@@ -116,7 +117,6 @@ def evaluate_checkpoint(
     if loss_tokens != 0:
         result["loss"] = validation_loss(model, backend, tok, val, loss_tokens, batch_size, progress)
     if max_answers != 0:
-        samples = scoring.spread(scoring.heldout_samples(meta, tok), max_answers)
         budget = model.config.block_size - MIN_ANSWER_TOKENS
         prompts = [fit_prompt(tok, s.question, s.doc, budget)[0] for s in samples]
         predictions = greedy_answers(model, twin, tok, prompts, batch_size, progress)

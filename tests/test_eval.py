@@ -186,3 +186,20 @@ def test_untrained_model_scores_near_zero_and_both_twins_agree(
     )
     written = json.loads(out.read_text())
     assert written["answers"] == torch_r["answers"]
+
+
+def test_missing_data_is_one_clear_error(untrained: Path, data_dir: Path, tmp_path: Path) -> None:
+    from jai import cli
+
+    assert cli.main(["eval", str(untrained), "--data", str(tmp_path)]) == 2  # no meta.json there
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    meta = json.loads((data_dir / "meta.json").read_text())
+    meta["sources"] = [str(tmp_path / "gone.json")]
+    (moved / "meta.json").write_text(json.dumps(meta))
+    for name in ("val.bin", "train.bin"):
+        (moved / name).write_bytes((data_dir / name).read_bytes())
+    with pytest.raises(scoring.DatasetError, match="gone.json"):
+        scoring.heldout_samples(meta, Tokenizer.load(data_dir / "tokenizer.json"))
+    args = [str(untrained), "--data", str(moved), "--backend", "torch", "--device", "cpu", "--no-progress"]
+    assert cli.main(["eval", *args, "--answers", "0", "--loss-tokens", "100"]) == 0  # the loss alone
