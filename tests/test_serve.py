@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -286,20 +288,31 @@ def test_a_non_streaming_client_that_leaves_frees_its_slot(server):
     assert idle, health(url)
 
 
+# The /health probe runs in a process of its own, niced up where allowed: what is measured is the
+# server's answer, not the wait of a probe sharing the GIL with 32 clients or starved by the OS.
+PROBE = """
+import contextlib, json, os, sys, time, httpx
+with contextlib.suppress(OSError):
+    os.nice(-10)
+url, seconds, out = sys.argv[1], float(sys.argv[2]), []
+with httpx.Client(timeout=5) as c:
+    c.get(url + "/health")
+    print("ready", flush=True)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        assert c.get(url + "/health").status_code == 200
+        out.append(time.perf_counter() - t0)
+        time.sleep(0.02)
+print(json.dumps(out))
+"""
+
+
 def test_32_clients_at_once_get_answers_or_a_clean_429_and_health_stays_fast(server, tok, reference):
     url = server.url
     want = {p: reference(tok.encode(p), 8)[0] for p in PROMPTS}
     outcomes: dict[int, int] = {}
-    health_seconds: list[float] = []
-    stop = threading.Event()
-
-    def probe() -> None:
-        with httpx.Client(timeout=5) as c:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                assert c.get(f"{url}/health").status_code == 200
-                health_seconds.append(time.perf_counter() - t0)
-                time.sleep(0.02)
+    seconds = 3.0
 
     async def client(i: int, until: float) -> None:
         prompt = PROMPTS[i % len(PROMPTS)]
@@ -320,16 +333,18 @@ def test_32_clients_at_once_get_answers_or_a_clean_429_and_health_stays_fast(ser
                     assert r.json()["choices"][0]["text"] == want[prompt]
 
     async def main() -> None:
-        until = time.monotonic() + 3.0
+        until = time.monotonic() + seconds
         await asyncio.wait_for(asyncio.gather(*(client(i, until) for i in range(32))), timeout=60)
 
-    prober = threading.Thread(target=probe)
-    prober.start()
+    probe = subprocess.Popen(
+        [sys.executable, "-c", PROBE, url, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert probe.stdout is not None and probe.stdout.readline().strip() == "ready"
     try:
         asyncio.run(main())
     finally:
-        stop.set()
-        prober.join(timeout=10)
+        out, _ = probe.communicate(timeout=30)
+    health_seconds = json.loads(out)
     assert outcomes.get(200, 0) > 0 and set(outcomes) <= {200, 429}, outcomes
     assert len(health_seconds) > 20
     assert max(health_seconds) < 0.1, f"/health took up to {max(health_seconds) * 1000:.0f} ms under load"
