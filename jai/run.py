@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -31,12 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from jai.atomic import write_text_atomic
+from jai.cli import invocation
 from jai.config import GPTConfig
 from jai.data.prepare import BUNDLED_SAMPLE, TOKENIZER_FILE, prepare
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, default_backend
 from jai.errors import JaiError
+from jai.eval import heldout_samples
 from jai.eval_cli import evaluate_checkpoint
+from jai.tokenizer import Tokenizer
 from jai.train_config import TrainConfig
 from jai.train_loop import make_trainer, train
 from jai.train_state import CKPT_DIR
@@ -125,7 +129,7 @@ def comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def show_answers(result: dict[str, Any], n: int) -> None:
+def show_answers(result: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """A few of the trained model's answers, of different kinds, next to the references."""
     shown: list[dict[str, Any]] = []
     samples = result.get("samples", [])
@@ -138,6 +142,19 @@ def show_answers(result: dict[str, Any], n: int) -> None:
         print(f"\n[{i}] {s['kind']} ({s['lang']}, char F1 {s['f1']:.2f})\n  question:  {s['question']}")
         print("  model:     " + (s["prediction"] or "(nothing)").replace("\n", "\n             "))
         print("  reference: " + s["reference"].replace("\n", "\n             "))
+    return shown
+
+
+def try_it(shown: dict[str, Any], data_dir: Path, ckpt: Path, out: Path) -> str:
+    """A `jai sample` line that works as printed: the jai this was started as (.venv/bin/jai under
+    `make run`), the first question shown, and its posting saved as <out>/posting.txt."""
+    meta = json.loads((data_dir / "meta.json").read_text(encoding="utf-8"))
+    tok = Tokenizer.load(data_dir / TOKENIZER_FILE)
+    same = (shown["posting_id"], shown["question"])
+    doc = next(s.doc for s in heldout_samples(meta, tok) if (s.posting_id, s.question) == same)
+    write_text_atomic(out / "posting.txt", doc.strip() + "\n")
+    words = [str(ckpt), "--question", shown["question"], "--doc-file", str(out / "posting.txt")]
+    return f"{invocation()} sample " + " ".join(shlex.quote(w) for w in words)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,11 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "\n",
     )
-    show_answers(after, args.questions)
-    print(
-        f"\ndone in {time.perf_counter() - started:.0f}s; every score in {out / 'eval.json'}. "
-        f"Next: .venv/bin/jai sample {ckpt} --question '...' --doc-file posting.md"
-    )
+    shown = show_answers(after, args.questions)
+    print(f"\ndone in {time.perf_counter() - started:.0f}s; every score in {out / 'eval.json'}.")
+    if shown:
+        print(f"Ask your own question about a posting:\n  {try_it(shown[0], data_dir, ckpt, out)}")
     return 0
 
 
