@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,26 @@ def test_suggested_commands_call_the_jai_that_is_running(monkeypatch, tmp_path):
     assert cli.invocation() == ".venv/bin/jai"
     monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")  # source .venv/bin/activate
     assert cli.invocation() == "jai"
+
+
+def test_the_sample_command_jai_run_ends_with_works_as_printed(monkeypatch, tmp_path):
+    """`jai run`'s last line, built from a prepared data dir, runs in a shell exactly as printed."""
+    from jai.data.prepare import BUNDLED_SAMPLE
+    from jai.eval import heldout_samples
+    from jai.run import try_it
+    from jai.tokenizer import Tokenizer
+    from tests.test_sample_cli import make_checkpoint
+
+    data = tmp_path / "out" / "data"
+    assert cli.main(["prepare", str(BUNDLED_SAMPLE), "--out", str(data), "--vocab-size", "400"]) == 0
+    make_checkpoint(tmp_path / "out" / "run")  # a tiny model stands in for the trained one
+    meta = json.loads((data / "meta.json").read_text())
+    shown = heldout_samples(meta, Tokenizer.load(data / "tokenizer.json"))[0]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [str(Path(sys.executable).with_name("jai")), "run"])
+    line = try_it(vars(shown), Path("out/data"), Path("out/run/ckpt"), Path("out"))
+    assert " sample out/run/ckpt --question " in line and line.endswith("--doc-file out/posting.txt")
+    result = subprocess.run(
+        f"{line} --max-new-tokens 4", shell=True, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr
