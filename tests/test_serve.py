@@ -205,11 +205,14 @@ def test_greedy_text_is_the_same_alone_and_in_a_batch(server, tok, reference):
         ("/v1/completions", {"prompt": "a", "max_tokens": 2.5}, "max_tokens"),
         ("/v1/completions", {"prompt": "a", "seed": -1}, "seed"),
         ("/v1/completions", {"prompt": "a", "n": 2}, "n"),
+        ("/v1/completions", {"prompt": "a", "presence_penalty": 0.5}, "presence_penalty"),
+        ("/v1/completions", {"prompt": "a", "stream": "yes"}, "stream"),
+        ("/v1/completions", {"prompt": "a", "logprobs": 3}, None),
         ("/v1/completions", {"prompt": "a", "temprature": 1}, "temprature"),
         ("/v1/completions", {"prompt": ""}, None),
         ("/v1/completions", {"prompt": POSTING * 3}, "prompt"),  # too long to leave room to answer
         ("/v1/chat/completions", {"messages": []}, "messages"),
-        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "\ud800"}]}, "messages"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "\ud800"}]}, "messages.content"),
         ("/v1/chat/completions", {"messages": [{"role": "assistant", "content": "hi"}]}, "messages"),
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": POSTING}]}, "question"),
         ("/generate", {"question": "a", "temperature": float("nan")}, "temperature"),
@@ -229,7 +232,7 @@ def test_every_bad_input_is_a_422_naming_the_field(server, route, body, param):
     error = r.json()["error"]
     assert error["message"] and error["type"] == "invalid_request_error"
     if param is not None:
-        assert error["param"] == param or error["message"].startswith(param), error
+        assert error["param"] == param and error["message"].startswith(f"{param}: "), error
 
 
 def test_other_refusals(server):

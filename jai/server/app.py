@@ -68,15 +68,22 @@ def error_body(message: str, kind: str, param: str | None, code: Any) -> dict[st
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+TYPE_NAMES = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
 def _field(loc: tuple[Any, ...]) -> str | None:
+    """The field a pydantic error location names, without the union branches it tried ("str",
+    "list[...]", "function-after[...]") or list indices."""
     names = [str(x) for x in loc if x != "body" and not isinstance(x, int)]
-    return ".".join(n for n in names if not n.startswith(("function-", "union[", "str", "list["))) or None
+    return ".".join(n for n in names if "[" not in n and n not in TYPE_NAMES) or None
 
 
 def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     """One line for a 422 from pydantic's errors, naming the field; the input is never echoed (it may
     not even be valid Unicode)."""
-    first = errors[0]
+    # A union field fails once per branch ("not a string", then the list's real complaint): our own
+    # checks (value errors) say what is wrong, so they come first.
+    first = next((e for e in errors if e.get("type") == "value_error"), errors[0])
     if first.get("type") == "json_invalid":
         return f"the body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})", None
     if tuple(first.get("loc", ())) == ("body",):
@@ -159,7 +166,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
         try:
             return await run_in_threadpool(build, tokenizer, *args)  # a long posting: not on the loop
         except prompts.PromptError as e:
-            raise ApiError(422, str(e), e.field) from None
+            raise ApiError(422, f"{e.field}: {e}", e.field) from None
 
     def start(prompt: prompts.Prompt, cfg: SamplingConfig, stops: list[str]) -> Generation:
         if state["draining"]:
@@ -172,7 +179,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
         except EngineClosed:
             raise ApiError(503, "the server is shutting down") from None
         except SamplingError as e:  # a prompt the model cannot take (an id outside its vocabulary)
-            raise ApiError(422, str(e), "prompt") from None
+            raise ApiError(422, f"prompt: {e}", "prompt") from None
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -231,7 +238,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
         try:
             question, posting = prompts.chat_question(body.messages)
         except prompts.PromptError as e:
-            raise ApiError(422, str(e), e.field) from None
+            raise ApiError(422, f"{e.field}: {e}", e.field) from None
         prompt = await encode(
             prompts.question_prompt, question, posting, settings.block_size, cfg.max_new_tokens, per_token
         )

@@ -37,9 +37,7 @@ Text = Annotated[str, AfterValidator(valid_text)]
 
 def check_temperature(t: float | None) -> float | None:
     if t is not None and t != 0 and not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
-        raise ValueError(
-            f"temperature must be 0 (greedy) or between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}, got {t!r}"
-        )
+        raise ValueError(f"must be 0 (greedy) or between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}, got {t!r}")
     return t
 
 
@@ -53,6 +51,13 @@ def check_stop(stop: str | list[str] | None) -> list[str]:
     return stops
 
 
+def no_penalty(p: float | None) -> float | None:
+    if p:
+        raise ValueError(f"penalties are not supported by this server (only 0), got {p!r}")
+    return p
+
+
+Penalty = Annotated[float | None, Field(allow_inf_nan=False), AfterValidator(no_penalty)]
 Temperature = Annotated[float | None, Field(ge=0.0, allow_inf_nan=False), AfterValidator(check_temperature)]
 Stop = Annotated[Text | list[Text] | None, AfterValidator(check_stop)]
 
@@ -83,8 +88,8 @@ class OpenAIFields(Sampling):
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="one choice per request")
     user: Text | None = None
-    presence_penalty: float | None = Field(None, ge=0.0, le=0.0, allow_inf_nan=False)
-    frequency_penalty: float | None = Field(None, ge=0.0, le=0.0, allow_inf_nan=False)
+    presence_penalty: Penalty = None
+    frequency_penalty: Penalty = None
     logprobs: Any = None
     logit_bias: dict[str, float] | None = None
 
