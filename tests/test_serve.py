@@ -368,3 +368,27 @@ def test_metrics_count_requests_tokens_and_latency(server, oai):
     assert values["jai_requests_running"] == 0
     assert "jai_time_to_first_token_seconds_bucket" in text and "jai_rejected_total" in text
     assert values["jai_engine_steps_total"] >= 1 and values["jai_engine_tokens_total"] >= 3
+
+
+def test_the_serving_bench_measures_a_real_server(server):
+    from jai.benchmarks import serve_bench
+
+    body = {"prompt": "We are hiring", "max_tokens": 4, "temperature": 0}
+    row = asyncio.run(serve_bench.load(server.url, body, concurrency=2, seconds=0.5))
+    assert row["requests"] > 0 and row["errors"] == 0 and row["refused"] == 0
+    assert 0 < row["p50_s"] <= row["p99_s"] and row["tokens_per_s"] > 0
+    rows = [{"framework": "torch", "device": "cpu", "batching": b, **row, "concurrency": 8} for b in (1, 0)]
+    table = serve_bench.render(
+        {
+            "size": "tiny",
+            "prompt_tokens": 3,
+            "new_tokens": 4,
+            "seconds_per_cell": 0.5,
+            "max_batch": 32,
+            "cpus": 2,
+            "loadavg_start": 1.0,
+            "loadavg_end": 1.0,
+            "rows": rows,
+        }
+    )
+    assert "| torch | cpu | yes | 8 |" in table and "torch cpu: 1.00x" in table
