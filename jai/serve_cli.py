@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -22,6 +23,7 @@ from jai.twins import default_stop_ids, load_twin
 from jai.weights import CheckpointError
 
 API_KEY_ENV = "JAI_API_KEY"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 EPILOG = f"""\
 endpoints (OpenAI-compatible, plus JAI's own):
@@ -190,7 +192,18 @@ def build_app(args: argparse.Namespace) -> FastAPI:
             "batching": not args.no_batching,
         },
     )
-    return create_app(engine, tokenizer, settings)
+    app = create_app(engine, tokenizer, settings)
+    app.state.describe = {"model": settings.model_name, "backend": args.backend, "context": config.block_size}
+    return app
+
+
+def describe(args: argparse.Namespace, app: FastAPI) -> str:
+    """One line on what is served and how much load it takes."""
+    h = app.state.describe
+    batching = "one at a time" if args.no_batching else f"up to {args.max_concurrent} decoding together"
+    key = ", API key required" if args.api_key else ""
+    model = f"model {h['model']!r} ({h['backend']}, context {h['context']})"
+    return f"{model}: {batching}, {args.max_waiting} more may wait{key}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     app = build_app(args)
     from jai.server.runner import serve
+
+    print(f"jai serve: {describe(args, app)}", file=sys.stderr, flush=True)
+    if not args.api_key and args.host not in LOOPBACK:
+        print(
+            f"jai serve: warning: listening on {args.host} without an API key: anyone who can reach this "
+            f"machine can use the model (--api-key or ${API_KEY_ENV})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     serve(app, args.host, args.port, args.shutdown_timeout)
     return 0

@@ -3,7 +3,10 @@ shutdown deadline with real signals sent to a real server process."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -88,6 +91,19 @@ def test_help_explains_the_routes_with_examples(capsys):
         assert text in out, text
 
 
+def test_listening_beyond_loopback_without_a_key_is_warned_about(run_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != serve_cli.API_KEY_ENV}
+    cmd = [sys.executable, "-m", "jai.cli", "serve", str(run_dir), "--backend", "torch", "--port", "0"]
+    proc = subprocess.Popen([*cmd, "--host", "0.0.0.0"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first_lines = [proc.stderr.readline() for _ in range(2)]
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert first_lines[0].startswith("jai serve: model 'run' (torch, context 64): up to 8 decoding together")
+    assert "warning: listening on 0.0.0.0 without an API key" in first_lines[1]
+
+
 def test_an_api_key_guards_every_route_but_health(run_dir, tmp_path):
     proc = ServerProcess(
         run_dir, "--backend", "torch", log=tmp_path / "log", env={serve_cli.API_KEY_ENV: "s3cret"}
@@ -163,5 +179,7 @@ def test_sigterm_on_an_idle_server_exits_cleanly(run_dir, tmp_path):
         proc.signal(signal.SIGTERM)
         assert proc.proc.wait(timeout=30) in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in proc.output()
+        assert "jai serve: model 'run' (torch, context 64)" in proc.output()
+        assert "warning" not in proc.output()  # loopback: no warning
     finally:
         proc.stop()
