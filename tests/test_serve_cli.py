@@ -104,7 +104,7 @@ def test_listening_beyond_loopback_without_a_key_is_warned_about(run_dir, tmp_pa
     assert "warning: listening on 0.0.0.0 without an API key" in first_lines[1]
 
 
-def test_an_api_key_guards_every_route_but_health(run_dir, tmp_path):
+def test_an_api_key_guards_every_route_but_health_and_sigterm_exits(run_dir, tmp_path):
     proc = ServerProcess(
         run_dir, "--backend", "torch", log=tmp_path / "log", env={serve_cli.API_KEY_ENV: "s3cret"}
     )
@@ -123,6 +123,15 @@ def test_an_api_key_guards_every_route_but_health(run_dir, tmp_path):
         assert good.completions.create(
             model="run", prompt="We are hiring", max_tokens=2
         ).usage.completion_tokens
+        # and SIGTERM on an idle server: a clean, prompt exit
+        proc.signal(signal.SIGTERM)
+        assert proc.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in proc.output()
+        assert (
+            "jai serve: model 'run' (torch, context 64)" in proc.output()
+            and "API key required" in proc.output()
+        )
+        assert "warning" not in proc.output()  # loopback: no warning
     finally:
         proc.stop()
 
@@ -169,17 +178,5 @@ def test_a_second_signal_exits_at_once(run_dir, tmp_path):
         assert proc.proc.wait(timeout=30) == 128 + signal.SIGTERM
         assert "second signal" in proc.output()
         stream.close()
-    finally:
-        proc.stop()
-
-
-def test_sigterm_on_an_idle_server_exits_cleanly(run_dir, tmp_path):
-    proc = ServerProcess(run_dir, "--backend", "torch", log=tmp_path / "log")
-    try:
-        proc.signal(signal.SIGTERM)
-        assert proc.proc.wait(timeout=30) in (0, -signal.SIGTERM)
-        assert "Application shutdown complete" in proc.output()
-        assert "jai serve: model 'run' (torch, context 64)" in proc.output()
-        assert "warning" not in proc.output()  # loopback: no warning
     finally:
         proc.stop()
