@@ -187,3 +187,66 @@ def test_no_curves_no_curve_plots(results, tmp_path):
     results["jobs"] = [j for j in results["jobs"] if j["spec"]["job"] != "curve"]
     assert "loss_vs_step" not in plots.write_all(results, tmp_path)
     assert "## Loss curves" not in report.render(results)
+
+
+def test_alternating_rounds_feed_the_targets_and_their_table(results):
+    """A rounds job (benchmarks/rounds.py) as cli.per_runner expands it: the targets take the per-round
+    ratios' median, not the ratio of the medians, and the report lists every round."""
+    from jai.benchmarks.cli import per_runner
+    from jai.benchmarks.rounds import alternate
+
+    tps = {  # one slow round (round 2: load) that a ratio of separate medians would not survive
+        "jai_torch": iter([1300.0, 650.0, 1310.0, 1290.0]),
+        "transformers": iter([1000.0, 500.0, 1000.0, 1000.0]),
+        "nanogpt": iter([1200.0, 600.0, 1190.0, 1210.0]),
+    }
+    clock = {"t": 0.0}
+
+    def step(name):  # a fake clock: each step "takes" 128 tokens / the next tokens/s of that runner
+        def run():
+            clock["t"] += 128 / next(tps[name]) if clock.get("timing") else 0.0
+            return 5.5
+
+        return run
+
+    import jai.benchmarks.rounds as rounds_module
+
+    real_clock = rounds_module.clock
+    rounds_module.clock = lambda: clock["t"]
+    try:
+        steps = {n: step(n) for n in tps}
+        for n in steps:  # warm-up without consuming the figures
+            steps[n]()
+        clock["timing"] = True
+        gemm = {"gemm_flops": 1e9, "gemm_seconds": 0.01, "gemm_flops_per_s": 1e11}
+        out = alternate(steps, 4, 0, 1, 128, roof=lambda: gemm, flops_per_token=1e6)
+    finally:
+        rounds_module.clock = real_clock
+    out["skipped"] = {}
+    spec = {
+        "job": "rounds",
+        "runner": "jai_torch",
+        "runners": list(tps),
+        "size": "tiny",
+        "config": CFG.__dict__.copy(),
+        "batch": 4,
+        "device": "cpu",
+        "dtype": "float32",
+        "steps_per_window": 1,
+    }
+    job = {"name": "train tiny rounds", "spec": spec, "ok": True, "result": out, "rss_peak_bytes": 1 << 28}
+    results["jobs"] = [j for j in results["jobs"] if j["spec"].get("runner") not in tps] + [
+        job,
+        *per_runner(job),
+    ]
+    t = {x["id"]: x for x in report.targets(results)}
+    # per round: 1.30, 1.30, 1.31, 1.29 -> median 1.30 (the medians' ratio would be 1300 / 1000 too, but
+    # round 2's halved speeds never enter a ratio against a round that ran at full speed)
+    assert t["torch_vs_hf"]["value"] == pytest.approx(1.30)
+    assert "alternating rounds" in t["torch_vs_hf"]["detail"] and t["torch_vs_hf"]["met"] is True
+    assert t["torch_vs_nanogpt"]["value"] == pytest.approx(1.083, abs=2e-3) and t["torch_vs_nanogpt"]["met"]
+    assert t["torch_roof"]["value"] == pytest.approx(1300 * 1e6 / 1e11, rel=0.02)
+    md = report.render(results)
+    assert "### Alternating rounds: tiny, cpu, float32, batch 4" in md
+    assert "| jai_torch/transformers | 1.300 |" in md and "| round | load | order |" in md
+    assert "| 2 |" in md and "transformers, nanogpt, jai_torch" in md  # round 2's rotated order
