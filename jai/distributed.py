@@ -150,8 +150,8 @@ class World:
             return
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise PeerLost(
-            f"rank {self.rank} lost contact with the other processes ({first}): one of them died or its "
-            f"host went away. {self.where()}"
+            f"rank {self.rank} lost contact with the other processes ({first}): one of them died, hung "
+            f"or lost its host. {self.where()}"
         ) from None
 
     @contextmanager
