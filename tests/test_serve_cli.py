@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ import pytest
 
 from jai import cli, serve_cli
 from jai.serve import MAX_NEW_TOKENS_LIMIT
-from tests.serve_support import LONG_TOKENS, ServerProcess, make_checkpoint
+from tests.serve_support import LONG_TOKENS, ServerProcess, health, make_checkpoint, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -152,9 +153,18 @@ def test_sigterm_cancels_in_flight_work_at_the_deadline(run_dir, tmp_path):
     proc = ServerProcess(run_dir, *args, log=tmp_path / "log")
     try:
         stream = long_stream(proc.url)  # about a minute of generation if nothing stopped it
+        waiting: list[httpx.Response] = []  # and a client waiting for a whole long answer
+        body = {"prompt": "We are hiring", "max_tokens": LONG_TOKENS, "temperature": 0}
+        ask = threading.Thread(
+            target=lambda: waiting.append(httpx.post(f"{proc.url}/v1/completions", json=body, timeout=60))
+        )
+        ask.start()
+        assert wait_until(lambda: health(proc.url)["running"] == 2, 10)
         t0 = time.monotonic()
         proc.signal(signal.SIGTERM)
         rest = list(stream)  # the stream ends when the deadline cancels it
+        ask.join(timeout=30)
+        assert waiting[0].status_code == 503 and "shut down" in waiting[0].json()["error"]["message"]
         code = proc.proc.wait(timeout=30)
         assert time.monotonic() - t0 < 30
         assert code in (0, -signal.SIGTERM), proc.output()
