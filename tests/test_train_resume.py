@@ -23,6 +23,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from jai import train_state
+from jai.run_lock import LOCK_FILE
 from jai.weights import CheckpointError
 from tests.test_train import (  # noqa: F401 - fixtures
     CFG,
@@ -164,7 +165,7 @@ def test_save_interrupted_between_renames_is_recovered(tmp_path, data):  # noqa:
     summary = TWINS["torch"](data, out, None, None, resume=True, **(QUIET | {"log": notes.append}))
     assert summary["start_step"] == 5 and summary["step"] == 10
     assert any("restored the previous checkpoint from .ckpt.old-0badc0de" in n for n in notes)
-    assert sorted(p.name for p in out.iterdir()) == ["ckpt", "metrics.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE, "ckpt", "metrics.jsonl"]  # no leftovers
 
 
 def test_resume_refuses_a_different_model(tmp_path, data):  # noqa: F811
