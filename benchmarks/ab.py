@@ -1,13 +1,14 @@
-"""A/B of a twin's training step against its own past: `python -m jai.benchmarks.ab --rev REV`.
+"""A/B of a twin against its own past: `python -m jai.benchmarks.ab --rev REV`.
 
-The twin's model and step (jai_<twin>/model.py and optim.py) as they were at git revision REV are
-imported beside today's, under another package name, in one process. Both start from the same weights
-and train on the same batch, timed in alternating rounds (benchmarks/rounds.py), with the GEMM roof
-timed every round; the ratio today / REV is taken within each round, so a loaded machine moves both
-alike. This is how docs/benchmarks.md states the speed before and after a refactor.
+The twin's model, step and generation (jai_<twin>/model.py, optim.py, generate.py) as they were at git
+revision REV are imported beside today's, under another package name, in one process. Both start from the
+same weights and train on the same batch (or decode the same prompts, greedily), timed in alternating
+rounds (benchmarks/rounds.py); the ratio today / REV is taken within each round, so a loaded machine moves
+both alike. This is how docs/benchmarks.md states the speed before and after a refactor.
 
-    python -m jai.benchmarks.ab --rev e5eb0a4                       # PyTorch twin, default size, batch 16
+    python -m jai.benchmarks.ab --rev e5eb0a4                       # PyTorch twin's training step
     python -m jai.benchmarks.ab --rev e5eb0a4 --twin mlx --batch 4  # the MLX twin, a lighter batch
+    python -m jai.benchmarks.ab --rev e5eb0a4 --decode --batch 1    # KV-cached greedy decoding
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from jai.train_config import TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def past_twin(rev: str, twin: str, where: Path) -> tuple[Any, Any]:
-    """(model module, optim module) of jai_<twin> at `rev`, importable as `ab_past_<twin>`."""
+def past_twin(rev: str, twin: str, where: Path) -> tuple[Any, ...]:
+    """(model, optim, generate) modules of jai_<twin> at `rev`, importable as `ab_past_<twin>`."""
     package = where / f"ab_past_{twin}"
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text("")
-    for name in ("model", "optim"):
+    for name in ("model", "optim", "generate"):
         text = subprocess.run(
             ["git", "show", f"{rev}:jai_{twin}/{name}.py"],
             cwd=ROOT,
@@ -45,7 +46,7 @@ def past_twin(rev: str, twin: str, where: Path) -> tuple[Any, Any]:
         ).stdout
         (package / f"{name}.py").write_text(text.replace(f"jai_{twin}.model", f"ab_past_{twin}.model"))
     sys.path.insert(0, str(where))
-    return importlib.import_module(f"ab_past_{twin}.model"), importlib.import_module(f"ab_past_{twin}.optim")
+    return tuple(importlib.import_module(f"ab_past_{twin}.{name}") for name in ("model", "optim", "generate"))
 
 
 def torch_steps(past: tuple[Any, Any], cfg: GPTConfig, batch: int, seed: int) -> tuple[dict, Any]:
@@ -106,6 +107,36 @@ def mlx_steps(past: tuple[Any, Any], cfg: GPTConfig, batch: int, seed: int) -> t
     return runs, lambda: flops.roof(time_gemms(gemms, "float32"), gemms)
 
 
+def decode_steps(
+    twin: str, past: tuple[Any, Any, Any], cfg: GPTConfig, batch: int, prompt: int, new: int, seed: int
+) -> dict:
+    """One greedy KV-cached generation of `new` tokens from the same prompts, today and at REV."""
+    import numpy as np
+
+    from jai.sampling import SamplingConfig
+
+    if twin == "mlx":
+        import jai_mlx  # noqa: F401 - the fast BLAS
+    now_model = importlib.import_module(f"jai_{twin}.model")
+    now_gen = importlib.import_module(f"jai_{twin}.generate")
+    now = now_model.GPT(cfg, seed=seed)
+    then = past[0].GPT(cfg, seed=seed)
+    if twin == "torch":
+        then.load_state_dict(now.state_dict())
+        now.eval()
+        then.eval()
+    else:
+        from mlx.utils import tree_flatten
+
+        then.load_weights(tree_flatten(now.parameters()))
+    prompts = np.random.default_rng(seed).integers(0, cfg.vocab_size, size=(batch, prompt)).tolist()
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=new)
+    return {
+        "now": lambda: float(sum(map(len, now_gen.generate_tokens(now, prompts, sampling)))),
+        "then": lambda: float(sum(map(len, past[2].generate_tokens(then, prompts, sampling)))),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m jai.benchmarks.ab",
@@ -121,18 +152,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--decode", action="store_true", help="time greedy KV-cached decoding instead of training")
+    p.add_argument("--prompt", type=int, default=128, help="--decode: prompt tokens (default: 128)")
+    p.add_argument("--new", type=int, default=32, help="--decode: new tokens (default: 32)")
     args = p.parse_args(argv)
     cfg = SIZES[args.config][0]
     with tempfile.TemporaryDirectory(prefix="jai-ab-") as tmp:
         past = past_twin(args.rev, args.twin, Path(tmp))
-        make = torch_steps if args.twin == "torch" else mlx_steps
-        steps, roof = make(past, cfg, args.batch, args.seed)
+        if args.decode:
+            steps = decode_steps(args.twin, past, cfg, args.batch, args.prompt, args.new, args.seed)
+            roof, tokens = None, args.batch * args.new
+        else:
+            make = torch_steps if args.twin == "torch" else mlx_steps
+            steps, roof = make(past, cfg, args.batch, args.seed)
+            tokens = args.batch * cfg.block_size
         out = alternate(
             steps,
             args.rounds,
             args.warmup,
             1,
-            args.batch * cfg.block_size,
+            tokens,
             roof=roof,
             progress=lambda: print(".", end="", flush=True, file=sys.stderr),
             flops_per_token=flops.train_flops_per_token(cfg),
@@ -143,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "twin": args.twin,
         "batch": args.batch,
         "now/then": out["ratios"]["now/then"],
-        "roof_ratio": {k: v["roof_ratio"]["median"] for k, v in out["runners"].items()},
+        "decode": args.decode,
+        "roof_ratio": {k: v["roof_ratio"]["median"] for k, v in out["runners"].items() if "roof_ratio" in v},
         "tokens_per_s": {k: v["tokens_per_s"]["median"] for k, v in out["runners"].items()},
         "first_loss": {k: v["losses"][0] for k, v in out["runners"].items()},
         "rounds": out["rounds"],
