@@ -70,6 +70,11 @@ def launcher(environ: dict[str, str] | None = None) -> str | None:
     return None
 
 
+def launcher_rank() -> int:
+    """This process's rank as its launcher set it (0 without one), before any process group exists."""
+    return int(os.environ.get("RANK", os.environ.get("MLX_RANK", "0")) or 0)
+
+
 def timeout_seconds(environ: dict[str, str] | None = None) -> float:
     env = os.environ if environ is None else environ
     raw = env.get(TIMEOUT_ENV, "")
@@ -184,7 +189,7 @@ def join(backend: str, where: Callable[[], str] = lambda: "") -> World:
             f"start --backend {backend} with {LAUNCHERS[backend]} (see docs/distributed.md)"
         )
     timeout = timeout_seconds()
-    rank = int(os.environ.get("RANK", os.environ.get("MLX_RANK", "0")) or 0)
+    rank = launcher_rank()
     watchdog = Watchdog(timeout, rank, where)  # covers a peer that never shows up, too
     ops = importlib.import_module(f"jai_{backend}.distributed")
     rank, size, local_rank = ops.init(timeout)

@@ -15,6 +15,7 @@ from typing import Any
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend
+from jai.distributed import launcher_rank
 from jai.lora import LoraConfig
 from jai.recovery import recover_checkpoint
 from jai.train_config import TrainConfig
@@ -189,9 +190,10 @@ def _configs(args: argparse.Namespace, dtype: str) -> tuple[GPTConfig | None, Tr
     settings["dtype"] = dtype
     ckpt = Path(args.out) / CKPT_DIR
     if args.resume:
-        note = recover_checkpoint(ckpt)  # a save interrupted between its two renames
-        if note:
-            print(note, file=sys.stderr)
+        if launcher_rank() == 0:  # rank 0 alone repairs; the others read what it restored, or wait in train()
+            note = recover_checkpoint(ckpt)  # a save interrupted between its two renames
+            if note:
+                print(note, file=sys.stderr)
         if not ckpt.exists():
             return None, None  # train() explains that there is nothing to resume
         model_cfg = read_config(ckpt).replace(**shape) if shape else None
