@@ -19,7 +19,8 @@ happens here once, so greedy decoding picks the same tokens in both twins.
   generation (`jai.sampling.crop_left`); callers that know the prompt's parts shorten the document
   instead, before it gets here (`jai.prompt.fit_prompt`).
 - A sequence ends at the first stop id it samples (the stop id is not emitted) or after max_new_tokens.
-- Rows that share a `Sampler` (one `generate` call) sample in one call from one seeded random stream;
+- Sampling (`sample`: temperature, top-k, top-p, or argmax) is composed here from the twins' ops.
+  Rows that share a `Sampler` (one `generate` call) sample in one call from one seeded random stream;
   greedy rows all share one argmax. A request of its own (the engine) has its own stream, so its seeded
   draws do not depend on what else is in the batch.
 """
@@ -62,11 +63,43 @@ class Backend(Protocol):
     def rng(self, seed: int) -> Any:
         """A seeded random stream for `sample`."""
 
-    def sample(self, logits: Tensor, cfg: SamplingConfig, rng: Any) -> Tensor:
-        """One token id per row: argmax when greedy, else a draw after temperature, top-k and top-p."""
+    def float32(self, logits: Tensor) -> Tensor: ...
+
+    def argmax(self, logits: Tensor) -> Tensor:
+        """The most likely token id of each row [B] (computed in float32)."""
+
+    def top_k_filter(self, logits: Tensor, k: int) -> Tensor:
+        """Logits [B, vocab] with all but each row's k largest set to -inf (ties with the k-th are kept)."""
+
+    def top_p_filter(self, logits: Tensor, p: float) -> Tensor:
+        """Logits [B, vocab] with all but each row's nucleus set to -inf (see `filter_logits`)."""
+
+    def draw(self, logits: Tensor, rng: Any) -> Tensor:
+        """One token id per row, drawn from softmax(logits) with the next random numbers of `rng`."""
 
     def to_host(self, tokens: Tensor) -> list[int]:
         """The token ids as Python ints (waits for the device)."""
+
+
+def filter_logits(backend: Backend, logits: Tensor, cfg: SamplingConfig) -> Tensor:
+    """Float32 logits to sample from: divided by the temperature (> 0), then top-k, then top-p.
+
+    The nucleus (top-p) is the smallest set of most likely tokens whose probabilities sum to >= p: a
+    token stays if the tokens more likely than it hold less than p, so the most likely token always stays.
+    """
+    logits = backend.float32(logits) / cfg.temperature
+    if cfg.top_k is not None:
+        logits = backend.top_k_filter(logits, cfg.top_k)
+    if cfg.top_p is not None:
+        logits = backend.top_p_filter(logits, cfg.top_p)
+    return logits
+
+
+def sample(backend: Backend, logits: Tensor, cfg: SamplingConfig, rng: Any) -> Tensor:
+    """One token id per row of logits [B, vocab]: the argmax when greedy, else a draw after filtering."""
+    if cfg.greedy:
+        return backend.argmax(logits)
+    return backend.draw(filter_logits(backend, logits, cfg), rng)
 
 
 def backend_for(model: Any) -> Backend:
@@ -176,7 +209,7 @@ class Batch:
         for rows in groups.values():
             sampler = order[rows[0]].sampler
             part = logits if len(rows) == len(order) else self.backend.take(logits, rows)
-            picked = self.backend.to_host(self.backend.sample(part, sampler.cfg, sampler.rng))
+            picked = self.backend.to_host(sample(self.backend, part, sampler.cfg, sampler.rng))
             for i, token in zip(rows, picked, strict=True):
                 tokens[i] = token
         return tokens

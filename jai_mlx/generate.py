@@ -3,18 +3,15 @@
 The loop — which rows run, prefill and decode, the sliding context, stopping — is written once in
 jai/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_mlx.generate` reads as it
 always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
-the samplers (temperature, top-k, top-p) and the random stream. MLX is lazy: a step's work runs when
+the sampling ops (top-k, top-p, argmax, a draw) and the random stream. MLX is lazy: a step's work runs when
 its tokens are read (`to_host`), and the model is put in eval mode (no dropout).
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import mlx.core as mx
 
 from jai.decode import generate, generate_tokens  # noqa: F401  (the loop, shared by both twins)
-from jai.sampling import SamplingConfig
 from jai_mlx.model import GPT, KVCache, make_cache
 
 
@@ -27,11 +24,7 @@ def top_k_filter(logits: mx.array, k: int) -> mx.array:
 
 
 def top_p_filter(logits: mx.array, p: float) -> mx.array:
-    """Logits [B, vocab] with all but each row's nucleus set to -inf.
-
-    The nucleus is the smallest set of most likely tokens whose probabilities sum to >= p: a token stays
-    if the tokens more likely than it hold less than p, so the most likely token always stays.
-    """
+    """Logits [B, vocab] with all but each row's nucleus (see jai.decode.filter_logits) set to -inf."""
     if p >= 1.0:
         return logits
     order = mx.argsort(-logits, axis=-1)
@@ -40,16 +33,6 @@ def top_p_filter(logits: mx.array, p: float) -> mx.array:
     ahead = mx.cumsum(probs, axis=-1) - probs  # probability held by the tokens ranked above
     ranked = mx.where(ahead >= p, float("-inf"), ranked)
     return mx.put_along_axis(mx.full(logits.shape, float("-inf"), logits.dtype), order, ranked, axis=-1)
-
-
-def filter_logits(logits: mx.array, cfg: SamplingConfig) -> mx.array:
-    """Float32 logits to sample from: divided by the temperature (> 0), then top-k, then top-p."""
-    logits = logits.astype(mx.float32) / cfg.temperature
-    if cfg.top_k is not None:
-        logits = top_k_filter(logits, cfg.top_k)
-    if cfg.top_p is not None:
-        logits = top_p_filter(logits, cfg.top_p)
-    return logits
 
 
 class Rng:
@@ -61,13 +44,6 @@ class Rng:
     def next(self) -> mx.array:
         self.key, key = mx.random.split(self.key)
         return key
-
-
-def sample(logits: mx.array, cfg: SamplingConfig, rng: Rng | None) -> mx.array:
-    """One token id per row of logits [B, vocab]: the argmax when greedy, else a draw after filtering."""
-    if cfg.greedy:
-        return mx.argmax(logits.astype(mx.float32), axis=-1).astype(mx.int32)
-    return mx.random.categorical(filter_logits(logits, cfg), key=rng.next()).astype(mx.int32)
 
 
 _streams: dict[str, mx.ThreadLocalStream] = {}
@@ -83,7 +59,7 @@ def thread_stream(device: mx.Device) -> mx.ThreadLocalStream:
 
 
 class Backend:
-    """The MLX model as jai/decode.py's `Backend`: logits, cache, sampling, host transfer."""
+    """The MLX model as jai/decode.py's `Backend`: logits, cache, sampling ops, host transfer."""
 
     def __init__(self, model: GPT) -> None:
         self.model = model.eval()
@@ -91,7 +67,7 @@ class Backend:
         self.vocab_size = model.config.vocab_size
         self.stream = thread_stream(mx.default_device())
 
-    def context(self) -> contextlib.AbstractContextManager:
+    def context(self) -> mx.StreamContext:
         return mx.stream(self.stream)
 
     def cache(self, rows: int, capacity: int | None = None) -> list[KVCache]:
@@ -110,8 +86,17 @@ class Backend:
     def rng(self, seed: int) -> Rng:
         return Rng(seed)
 
-    def sample(self, logits: mx.array, cfg: SamplingConfig, rng: Rng | None) -> mx.array:
-        return sample(logits, cfg, rng)
+    top_k_filter = staticmethod(top_k_filter)
+    top_p_filter = staticmethod(top_p_filter)
+
+    def float32(self, logits: mx.array) -> mx.array:
+        return logits.astype(mx.float32)
+
+    def argmax(self, logits: mx.array) -> mx.array:
+        return mx.argmax(logits.astype(mx.float32), axis=-1).astype(mx.int32)
+
+    def draw(self, logits: mx.array, rng: Rng) -> mx.array:
+        return mx.random.categorical(logits, key=rng.next()).astype(mx.int32)
 
     def to_host(self, tokens: mx.array) -> list[int]:
         return tokens.tolist()

@@ -3,18 +3,15 @@
 The loop — which rows run, prefill and decode, the sliding context, stopping — is written once in
 jai/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_torch.generate` reads as it
 always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
-the samplers (temperature, top-k, top-p) and the random stream. Every step runs under
+the sampling ops (top-k, top-p, argmax, a draw) and the random stream. Every step runs under
 `torch.inference_mode()`, and the model is put in eval mode (no dropout).
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from jai.decode import generate, generate_tokens  # noqa: F401  (the loop, shared by both twins)
-from jai.sampling import SamplingConfig
 from jai_torch.model import GPT, KVCache, make_cache
 
 
@@ -27,11 +24,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Logits [B, vocab] with all but each row's nucleus set to -inf.
-
-    The nucleus is the smallest set of most likely tokens whose probabilities sum to >= p: a token stays
-    if the tokens more likely than it hold less than p, so the most likely token always stays.
-    """
+    """Logits [B, vocab] with all but each row's nucleus (see jai.decode.filter_logits) set to -inf."""
     if p >= 1.0:
         return logits
     order = torch.argsort(logits, dim=-1, descending=True)
@@ -40,16 +33,6 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     ahead = torch.cumsum(probs, dim=-1) - probs  # probability held by the tokens ranked above
     ranked = ranked.masked_fill(ahead >= p, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, ranked)
-
-
-def filter_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
-    """Float32 logits to sample from: divided by the temperature (> 0), then top-k, then top-p."""
-    logits = logits.float() / cfg.temperature
-    if cfg.top_k is not None:
-        logits = top_k_filter(logits, cfg.top_k)
-    if cfg.top_p is not None:
-        logits = top_p_filter(logits, cfg.top_p)
-    return logits
 
 
 class Rng:
@@ -62,16 +45,8 @@ class Rng:
         return self.generator
 
 
-def sample(logits: torch.Tensor, cfg: SamplingConfig, rng: Rng | None) -> torch.Tensor:
-    """One token id per row of logits [B, vocab]: the argmax when greedy, else a draw after filtering."""
-    if cfg.greedy:
-        return logits.float().argmax(dim=-1)
-    probs = torch.softmax(filter_logits(logits, cfg), dim=-1)
-    return torch.multinomial(probs, 1, generator=rng.next())[:, 0]
-
-
 class Backend:
-    """The PyTorch model as jai/decode.py's `Backend`: logits, cache, sampling, host transfer."""
+    """The PyTorch model as jai/decode.py's `Backend`: logits, cache, sampling ops, host transfer."""
 
     def __init__(self, model: GPT) -> None:
         self.model = model.eval()
@@ -79,7 +54,7 @@ class Backend:
         self.vocab_size = model.config.vocab_size
         self.device = model.ln_f.weight.device  # not wte: a quantized one holds codes
 
-    def context(self) -> contextlib.AbstractContextManager:
+    def context(self) -> torch.inference_mode:
         return torch.inference_mode()
 
     def cache(self, rows: int, capacity: int | None = None) -> list[KVCache]:
@@ -98,8 +73,17 @@ class Backend:
     def rng(self, seed: int) -> Rng:
         return Rng(seed, self.device)
 
-    def sample(self, logits: torch.Tensor, cfg: SamplingConfig, rng: Rng | None) -> torch.Tensor:
-        return sample(logits, cfg, rng)
+    top_k_filter = staticmethod(top_k_filter)
+    top_p_filter = staticmethod(top_p_filter)
+
+    def float32(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float()
+
+    def argmax(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float().argmax(dim=-1)
+
+    def draw(self, logits: torch.Tensor, rng: Rng) -> torch.Tensor:
+        return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=rng.next())[:, 0]
 
     def to_host(self, tokens: torch.Tensor) -> list[int]:
         return tokens.tolist()

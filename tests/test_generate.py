@@ -72,7 +72,8 @@ def models(ckpt):
 def twin(request, models):
     """One twin: its generate module, its model, and array conversions."""
     t = TWINS[request.param]
-    return SimpleNamespace(name=request.param, model=models[request.param], **vars(t))
+    model = models[request.param]
+    return SimpleNamespace(name=request.param, model=model, backend=t.gen.Backend(model), **vars(t))
 
 
 def greedy(twin, prompts, max_new_tokens, cache=True, **kw):
@@ -111,7 +112,7 @@ class Forced:
     def __getattr__(self, name):
         return getattr(self.backend, name)
 
-    def sample(self, logits, cfg, row):
+    def draw(self, logits, row):  # temperature 1, no top-k/top-p: the model's logits as they came
         self.seen[row].append(logits)
         return self.array(np.array([self.seqs[row][self.starts[row] + len(self.seen[row]) - 1]]))
 
@@ -304,7 +305,8 @@ def test_temperature_sharpens_and_flattens(twin):
     logits = np.array([[2.0, 1.0, 0.5, 0.0, -1.0]], np.float32)
     top, entropy = [], []
     for t in (0.25, 0.5, 1.0, 2.0, 4.0):
-        p = softmax(twin.numpy(twin.gen.filter_logits(twin.array(logits), SamplingConfig(temperature=t))))[0]
+        cfg = SamplingConfig(temperature=t)
+        p = softmax(twin.numpy(decode.filter_logits(twin.backend, twin.array(logits), cfg)))[0]
         np.testing.assert_allclose(p, softmax(logits[0] / t), rtol=1e-5)
         top.append(p.max())
         entropy.append(-(p * np.log(p)).sum())
@@ -314,17 +316,19 @@ def test_temperature_sharpens_and_flattens(twin):
     n = 4000
     batch = twin.array(np.repeat(logits, n, axis=0))
     for t, expected in ((1.0, softmax(logits[0])), (0.25, softmax(logits[0] / 0.25))):
-        rng = twin.gen.Rng(0) if twin.name == "mlx" else twin.gen.Rng(0, torch.device("cpu"))
-        draws = np.asarray(twin.gen.sample(batch, SamplingConfig(temperature=t), rng).tolist())
+        rng = twin.backend.rng(0)
+        draws = np.asarray(decode.sample(twin.backend, batch, SamplingConfig(temperature=t), rng).tolist())
         freq = np.bincount(draws, minlength=5) / n
         np.testing.assert_allclose(freq, expected, atol=0.03)
 
 
 def test_top_k_sampling_draws_only_from_the_top_k(twin):
     logits = np.random.default_rng(0).normal(size=(2000, CFG.vocab_size)).astype(np.float32)
-    rng = twin.gen.Rng(1) if twin.name == "mlx" else twin.gen.Rng(1, torch.device("cpu"))
+    rng = twin.backend.rng(1)
     draws = np.asarray(
-        twin.gen.sample(twin.array(logits), SamplingConfig(temperature=2.0, top_k=3), rng).tolist()
+        decode.sample(
+            twin.backend, twin.array(logits), SamplingConfig(temperature=2.0, top_k=3), rng
+        ).tolist()
     )
     top3 = np.argsort(-logits, axis=-1)[:, :3]
     assert (top3 == draws[:, None]).any(axis=1).all()
