@@ -70,8 +70,9 @@ def run_dir(tmp_path_factory) -> Path:
     return path
 
 
-def test_mlx_trains_without_torch(data_dir, tmp_path):
-    """An MLX-only install: `import jai_mlx` and training steps never reach for torch."""
+def test_jai_train_with_mlx_without_torch(data_dir, tmp_path):
+    """An MLX-only install: the whole `jai train --backend mlx` command (CLI, loop, twin) never reaches
+    for torch. (tests/test_blas.py checks the twin alone, and that it keeps its fast BLAS.)"""
     pytest.importorskip("mlx.core")
     out = tmp_path / "run"
     tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "2"]
