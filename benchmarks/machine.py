@@ -27,6 +27,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_id() -> dict[str, str]:
+    """Vendor, family, model and stepping (/proc/cpuinfo): what names the CPU where a hypervisor shows
+    only "AMD EPYC" (family 25 is Zen 3/4, 26 Zen 5; Intel's family 6 models name the generation)."""
+    keys = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "stepping": "stepping"}
+    out: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in keys and keys[key.strip()] not in out:
+                    out[keys[key.strip()]] = value.strip()
+                if not line.strip() and out:
+                    break
+    except OSError:
+        pass
+    return out
+
+
 def cpu_flags() -> list[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -59,6 +77,7 @@ def describe() -> dict[str, Any]:
         "release": platform.release(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
+        "cpu_id": cpu_id(),
         "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "memory_bytes": memory_bytes(),

@@ -211,7 +211,11 @@ def _machine(results: dict[str, Any]) -> list[str]:
         f"- Python {m.get('python')}; mlx {mlx.get('mlx', '–')}, mlx-lm {mlx.get('mlx_lm', '–')}; "
         f"torch {torch.get('torch', '–')} ({torch.get('torch_threads', '–')} threads), "
         f"transformers {torch.get('transformers', '–')}",
-        "- CPU features: " + (", ".join(m.get("cpu_flags") or []) or "–"),
+        "- CPU: "
+        + ", ".join(f"{k} {v}" for k, v in (m.get("cpu_id") or {}).items())
+        + "; features: "
+        + (", ".join(m.get("cpu_flags") or []) or "–")
+        + ("" if any(f.startswith("amx") for f in m.get("cpu_flags") or []) else " (no AMX)"),
         "- Devices: "
         + ", ".join(f"{k}: {', '.join(v)}" for k, v in results.get("devices", {}).items())
         + (
