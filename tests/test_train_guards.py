@@ -145,7 +145,8 @@ def test_out_naming_a_file_is_one_line(tmp_path, data, capsys):  # noqa: F811
     (tmp_path / "taken").write_text("precious")
     code = jai_train("torch", data, tmp_path / "taken", *SHAPE, *STEPS, "--max-steps", "2")
     err = capsys.readouterr().err
-    assert code in (1, 2) and err.count("\n") == 1 and "Traceback" not in err and "taken" in err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "taken" in err
+    assert "is a file" in err
     assert (tmp_path / "taken").read_text() == "precious"
 
 
@@ -159,6 +160,26 @@ def test_jai_sample_recovers_a_save_interrupted_between_its_renames(tmp_path, ca
     assert code == 0, captured.err
     assert "restored the previous checkpoint" in captured.err
     assert (run / "ckpt" / "config.json").exists() and not (run / ".ckpt.old-0badf00d").exists()
+
+
+def test_jai_convert_recovers_a_save_interrupted_between_its_renames(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_checkpoint(run)
+    os.replace(run / "ckpt", run / ".ckpt.old-0badf00d")
+    assert cli.main(["convert", "to-nanogpt", str(run / "ckpt"), str(tmp_path / "ckpt.pt")]) == 0
+    assert "restored the previous checkpoint" in capsys.readouterr().err
+    assert (tmp_path / "ckpt.pt").is_file() and (run / "ckpt" / "config.json").exists()
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_every_checkpoint_file_gets_the_usual_mode(tmp_path, data, twin):  # noqa: F811
+    """safetensors writes owner-only files; a checkpoint's files are readable like its config.json."""
+    out = tmp_path / "run"
+    TWINS[twin](data, out, CFG, small(max_steps=2), **QUIET)
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.relative_to(out): p.stat().st_mode & 0o777 for p in (out / "ckpt").rglob("*") if p.is_file()}
+    assert modes and set(modes.values()) == {0o666 & ~umask}, modes
 
 
 def test_readers_leave_a_live_runs_files_alone(tmp_path):
