@@ -59,8 +59,11 @@ EXTRAS = {
     "gguf": "gguf",
 }
 
-# A path that is not there is bad input (2, like InputError); a file system that refuses a write (full,
-# read-only, no permission, a file where a folder belongs) fails a run that had good input (1, RunFailed).
+# A path the user named wrongly (not there, or a file where a folder belongs, or the reverse) is bad input
+# (2, like InputError); a file system that refuses a write (full, read-only, no permission, an I/O error)
+# fails a run that had good input (1, like RunFailed).
+BAD_PATH = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+BAD_PATH_ERRNOS = (errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
 EXIT_FILE_SYSTEM = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
@@ -117,12 +120,12 @@ def report(command: str, e: Exception) -> int | None:
         return None
     code, reason, path = failure
     line = f"{path}: {reason}" if path else reason
-    if isinstance(e, FileNotFoundError) or code == errno.ENOENT:  # a path the user named is not there
+    if isinstance(e, BAD_PATH) or code in BAD_PATH_ERRNOS:
+        if code in (errno.EEXIST, errno.ENOTDIR):  # mkdir on a path that is (or goes through) a file
+            line += " (a file where a folder is needed; the file is left untouched)"
         print(f"{prefix} {line}", file=sys.stderr)
         return 2
-    if code in (errno.EEXIST, errno.ENOTDIR):  # mkdir on a path that is (or goes through) a file
-        line += " (a file where a folder is needed; the file is left untouched)"
-    elif command in KEPT_ON_WRITE_FAILURE:
+    if command in KEPT_ON_WRITE_FAILURE:
         line += f"; {KEPT_ON_WRITE_FAILURE[command]}"
     print(f"{prefix} {line}", file=sys.stderr)
     return EXIT_FILE_SYSTEM

@@ -1,9 +1,10 @@
 """One error path: each kind of mistake a user can make, run through the `jai` dispatcher in two commands,
 reads the same way (`jai <command>: error: <one line>`, no traceback) and exits with the same code.
 
-Exit codes (jai/errors.py): 2 for bad input, 1 for a run that failed on good input (the file system
-refused a write), 130 for Ctrl-C. Everything here runs the real commands on real files; a full disk is the
-one thing injected (an `ENOSPC` from fsync, where a real full disk reports it first).
+Exit codes (jai/errors.py): 2 for bad input (a path named wrongly included), 1 for a run that failed on
+good input (the file system refused a write), 130 for Ctrl-C. Everything here runs the real commands on
+real files; a full disk is the one thing injected (an `ENOSPC` from fsync, where a real full disk reports
+it first).
 """
 
 from __future__ import annotations
@@ -129,12 +130,13 @@ def test_a_missing_framework_names_its_extra(run_dir, data_dir, tmp_path, framew
 
 
 def test_out_names_an_existing_file(capsys, data_dir, tmp_path):
+    """A file where the output folder should go is bad input: exit 2, the file named, and left alone."""
     afile = tmp_path / "afile"
     afile.write_text("mine\n")
     prepare = ["prepare", BUNDLED_SAMPLE, "--out", afile, "--vocab-size", "400"]
     train = ["train", "--data", data_dir, "--out", afile, *TINY_TRAIN, "--max-steps", "1"]
-    a, b = assert_same(capsys, 1, prepare, train, str(afile))
-    assert a == b and "a file where a folder is needed; the file is left untouched" in a
+    a, b = assert_same(capsys, 2, prepare, train, str(afile))
+    assert "is a file" in b and "a file where a folder is needed" in a
     assert afile.read_text() == "mine\n"
 
 
