@@ -58,6 +58,19 @@ def calm_openmp() -> None:
         os.environ["GOMP_SPINCOUNT"] = "0"
 
 
+def calm_openblas() -> None:
+    """One OpenBLAS thread for the MLX twin's decoding on Linux, unless the user chose
+    (OPENBLAS_NUM_THREADS) or the library is loaded already (jai_mlx/blas.py loads it on import).
+
+    Why: the same trouble as `calm_openmp`, worse. OpenBLAS's helper threads busy-wait between calls,
+    and decoding makes hundreds of small calls per token. Measured on a 2-core machine under load
+    (default model): batch 1, 0.9-2.2 tokens/s with the default two threads, 23-143 with one; batch 8,
+    28-54 against 163-203. (OPENBLAS_THREAD_TIMEOUT=4, a shorter busy-wait, gave only 4-11.)
+    """
+    if "jai_mlx" not in sys.modules and "OPENBLAS_NUM_THREADS" not in os.environ:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 def load_twin(ckpt_dir: str | os.PathLike, backend: str, device: str = "auto") -> tuple[Any, ModuleType]:
     """A checkpoint's model in the chosen twin on `device` ("auto": the twin's best), and the twin's
     generate module (whose `generate` / `generate_tokens` are jai.decode's, which take the model)."""
@@ -65,6 +78,8 @@ def load_twin(ckpt_dir: str | os.PathLike, backend: str, device: str = "auto") -
         raise ValueError(f"backend must be 'mlx' or 'torch', got {backend!r}")
     if backend == "torch":
         calm_openmp()
+    else:
+        calm_openblas()
     devices = importlib.import_module(f"jai_{backend}.device")
     checkpoint = importlib.import_module(f"jai_{backend}.checkpoint")
     generate = importlib.import_module(f"jai_{backend}.generate")

@@ -277,20 +277,29 @@ def test_sample_runs_with_fastapi_unimportable(ckpt, tok):
     assert proc.stdout == expected_greedy(ckpt, tok, PROMPT, 12) + "\n"
 
 
-SHOW_SPINCOUNT = """
+SHOW_ENV = """
 import os, sys
 from jai.twins import load_twin
-load_twin(sys.argv[1], "torch", "cpu")
-print(os.environ.get("GOMP_SPINCOUNT"))
+load_twin(sys.argv[1], sys.argv[2], "cpu")
+print(os.environ.get(sys.argv[3]))
 """
 
 
-@pytest.mark.parametrize(("env", "want"), [({}, "0"), ({"OMP_WAIT_POLICY": "active"}, "None")])
-def test_loading_the_torch_twin_stops_openmp_spinning_unless_the_user_chose(ckpt, env, want):
-    """Idle OpenMP threads that spin made decoding 10x slower on a busy machine (jai/twins.py says why)."""
-    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+@pytest.mark.parametrize(
+    ("backend", "env", "name", "want"),
+    [
+        ("torch", {}, "GOMP_SPINCOUNT", "0"),
+        ("torch", {"OMP_WAIT_POLICY": "active"}, "GOMP_SPINCOUNT", "None"),
+        ("mlx", {}, "OPENBLAS_NUM_THREADS", "1"),
+        ("mlx", {"OPENBLAS_NUM_THREADS": "2"}, "OPENBLAS_NUM_THREADS", "2"),
+    ],
+)
+def test_loading_a_twin_stops_busy_waiting_threads_unless_the_user_chose(ckpt, backend, env, name, want):
+    """Idle BLAS / OpenMP threads that spin made decoding 10-100x slower on a busy machine (jai/twins.py)."""
+    chosen = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS")
+    base = {k: v for k, v in os.environ.items() if k not in chosen}
     proc = subprocess.run(
-        [sys.executable, "-c", SHOW_SPINCOUNT, str(ckpt)],
+        [sys.executable, "-c", SHOW_ENV, str(ckpt), backend, name],
         capture_output=True,
         text=True,
         timeout=300,
