@@ -129,7 +129,7 @@ def crop_left(ids: Sequence[int], block_size: int, max_new_tokens: int) -> list[
     The most recent tokens are the ones that matter for what comes next, so the start of a long prompt
     goes. A prompt that already leaves that room is returned whole. Capping the room at half the context
     keeps at least half a context of prompt however many tokens are asked for; generating past the end
-    of the context then slides the window (see the twins' `generate`).
+    of the context then slides the window (see jai/decode.py).
     """
     keep = block_size - room(block_size, max_new_tokens)
     return list(ids[-keep:]) if len(ids) > keep else list(ids)
