@@ -23,8 +23,10 @@ Callbacks must be quick and must not block (e.g. `loop.call_soon_threadsafe(queu
 for asyncio); an exception in one is logged and swallowed so the other requests go on.
 
 `submit` checks the prompt (SamplingError: empty, out of the vocabulary) in the caller's thread, raises
-`QueueFull` when `max_waiting` requests already wait (an HTTP server answers 429), and `EngineClosed`
-after `close`. One worker thread owns the model: MLX and PyTorch are never called from two threads.
+`QueueFull` when every place in the batch is taken and `max_waiting` requests already wait (an HTTP
+server answers 429), and `EngineClosed` after `close`. A prompt longer than the context minus the room
+for max_new_tokens is cropped from the left (jai.sampling.crop_left): shorten documents before, with
+jai.prompt.fit_prompt. One worker thread decodes: MLX and PyTorch are never driven from two at once.
 """
 
 from __future__ import annotations
@@ -245,6 +247,10 @@ class BatchEngine:
             produced = self._batch.step()
         except Exception as e:  # a bug or a device failure: fail the running requests, keep serving
             log.exception("decode step failed")
+            # The batch may be half-updated: start a fresh one, with none of its rows left to remove.
+            self._batch = Batch(self.backend, capacity=self.max_batch, cache=self._cache)
+            with self._lock:
+                self._running = dict.fromkeys(self._running)
             for request in list(self._running):
                 self._finish(request, "error", e)
             return

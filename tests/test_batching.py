@@ -11,7 +11,7 @@ import torch
 
 from jai.batching import BatchEngine, EngineClosed, QueueFull
 from jai.config import GPTConfig
-from jai.decode import generate_tokens
+from jai.decode import backend_for, generate_tokens
 from jai.sampling import SamplingConfig, SamplingError
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_torch import checkpoint as torch_ckpt
@@ -167,3 +167,35 @@ def test_a_callback_that_raises_does_not_stop_the_others(model, engine):
     good = eng.submit(PROMPTS[3], GREEDY)
     assert good.result(WAIT) == alone(model, PROMPTS[3])
     assert bad.result(WAIT) == alone(model, PROMPTS[0])
+
+
+class Failing:
+    """A twin's Backend whose forward pass raises while `failing` is set."""
+
+    def __init__(self, model):
+        self.backend, self.failing = backend_for(model), True
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def logits(self, windows, cache=None):
+        if self.failing:
+            raise RuntimeError("device lost")
+        return self.backend.logits(windows, cache)
+
+
+def test_a_failing_step_ends_the_running_requests_with_the_error_and_the_engine_goes_on(model):
+    failing = Failing(model)
+    eng = BatchEngine(failing, max_batch=4)
+    try:
+        errors: list = []
+        request = eng.submit(PROMPTS[0], GREEDY, on_done=errors.append)
+        assert request.wait(WAIT) and request.finish_reason == "error"
+        assert len(errors) == 1 and str(errors[0]) == "device lost"
+        with pytest.raises(RuntimeError, match="device lost"):
+            request.result(0)
+        failing.failing = False
+        assert eng.submit(PROMPTS[1], GREEDY).result(WAIT) == alone(model, PROMPTS[1])
+        assert eng.stats()["failed"] == 1
+    finally:
+        eng.close()
