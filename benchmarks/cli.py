@@ -34,6 +34,7 @@ EXAMPLES = """examples:
   jai bench                                    # the default run, ~10 min on a quiet 2-core CPU
   jai bench --only train,peers --rounds 6      # training speed only: twins vs peers, 6 rounds
   jai bench --only train,peers --no-compile    # the same without the compiled PyTorch twin
+  jai bench --only train,peers --batch 4 --blas-threads 1  # a short comparison on a busy machine
   jai bench --full --out bench-results/full    # the long version, ~30-40 min on a 2-core CPU
   jai bench --data out/data --steps 100        # loss curves on a prepared corpus
   jai bench --blas-threads 1                   # MLX workers with one OpenBLAS thread (busy machines)
