@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from jai.errors import InputError
 
 MAX_SEED = 2**63 - 1  # both twins accept it: torch's manual_seed and MLX's random.key take a uint64
-# Temperatures in (0, MIN_TEMPERATURE) decode greedily (they are stored as 0). Dividing float32 logits by
-# a tiny or denormal temperature overflows to inf, and the softmax of that is NaN (torch.multinomial then
-# raises); and well before that, sampling at such a temperature is the argmax anyway: at 1e-3 a token
-# 0.01 below the best is e**-10 times as likely.
+# A temperature is 0 (greedy) or in [MIN_TEMPERATURE, MAX_TEMPERATURE], for every caller (jai sample, the
+# server, jai eval): one rule, here. Dividing float32 logits by a tiny or denormal temperature overflows to
+# inf, and the softmax of that is NaN; well before that, sampling is the argmax anyway (at 1e-3 a token
+# 0.01 below the best is e**-10 times as likely), so such a value is a mistake to report, not to guess at.
+# Above MAX_TEMPERATURE every token is about as likely as any other.
 MIN_TEMPERATURE = 1e-3
+MAX_TEMPERATURE = 100.0
 
 
 class SamplingError(InputError):
@@ -36,7 +38,7 @@ class SamplingConfig:
     """How to pick each new token.
 
     temperature     divides the logits; 0 means greedy (argmax), and top_k / top_p are then moot;
-                    a finite number >= 0, and below MIN_TEMPERATURE (1e-3) it is greedy too
+                    else between MIN_TEMPERATURE and MAX_TEMPERATURE (`check_temperature`)
     top_k           keep only the k most likely tokens (None: all)
     top_p           nucleus: keep the smallest set of most likely tokens whose probability sums to >= top_p
                     (None or 1.0: all)
@@ -53,10 +55,7 @@ class SamplingConfig:
     stop_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t < float("inf"):
-            raise SamplingError(f"temperature must be a finite number >= 0 (0 is greedy), got {t!r}")
-        object.__setattr__(self, "temperature", float(t) if t >= MIN_TEMPERATURE else 0.0)
+        object.__setattr__(self, "temperature", check_temperature(self.temperature))
         if self.top_k is not None and not _is_int(self.top_k, minimum=1):
             raise SamplingError(f"top_k must be a positive integer or None, got {self.top_k!r}")
         p = self.top_p
@@ -84,6 +83,15 @@ class SamplingConfig:
 
     def replace(self, **changes) -> SamplingConfig:
         return dataclasses.replace(self, **changes)
+
+
+def check_temperature(t: object) -> float:
+    """The one rule for a temperature: 0 (greedy), or a number in [MIN_TEMPERATURE, MAX_TEMPERATURE]."""
+    ok = not isinstance(t, bool) and isinstance(t, (int, float))
+    if not ok or not (t == 0 or MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):  # NaN fails too
+        allowed = f"0 (greedy) or between {MIN_TEMPERATURE:g} and {MAX_TEMPERATURE:g}"
+        raise SamplingError(f"temperature must be {allowed}, got {t!r}")
+    return float(t)
 
 
 def _is_int(value: object, minimum: int) -> bool:

@@ -248,14 +248,16 @@ def test_sampling_config_refuses_bad_values(changes, message):
         SamplingConfig(**changes)
 
 
-def test_tiny_and_denormal_temperatures_decode_greedily(twin):
+def test_tiny_and_denormal_temperatures_are_refused_and_the_smallest_allowed_one_decodes(twin):
     """Below MIN_TEMPERATURE the logits would overflow when divided (torch.multinomial then raises on NaN
-    probabilities): such temperatures are greedy, as documented in jai/sampling.py."""
-    for t in (1e-40, 5e-324, MIN_TEMPERATURE / 2):
-        cfg = SamplingConfig(temperature=t, max_new_tokens=8, seed=1)
-        assert cfg.greedy and cfg.temperature == 0.0
-        assert twin.gen.generate_tokens(twin.model, PROMPTS, cfg) == greedy(twin, PROMPTS, 8)
-    assert not SamplingConfig(temperature=MIN_TEMPERATURE).greedy
+    probabilities): such temperatures are refused with the rule (jai/sampling.py), as the server does."""
+    for t in (1e-40, 5e-324, MIN_TEMPERATURE / 2, 1e3):
+        with pytest.raises(SamplingError, match=r"temperature must be 0 \(greedy\) or between 0.001 and 100"):
+            SamplingConfig(temperature=t)
+    cfg = SamplingConfig(temperature=MIN_TEMPERATURE, max_new_tokens=8, seed=1)
+    assert not cfg.greedy
+    out = twin.gen.generate_tokens(twin.model, PROMPTS, cfg)  # no overflow, no NaN draw
+    assert all(0 < len(ids) <= 8 and all(0 <= i < twin.model.config.vocab_size for i in ids) for ids in out)
 
 
 # --- samplers -------------------------------------------------------------------------------------------

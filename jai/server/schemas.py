@@ -13,10 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from jai.sampling import MAX_SEED
+from jai.sampling import MAX_SEED, SamplingError, check_temperature
 
-MIN_TEMPERATURE = 1e-3  # below it (1e-40, say) logits / temperature overflow float32 to inf: NaN draws
-MAX_TEMPERATURE = 100.0  # above it every token is as likely as any other; a larger value is a mistake
 MAX_STOPS = 4  # OpenAI's limit
 MAX_STOP_CHARS = 100
 
@@ -35,10 +33,12 @@ def valid_text(text: str) -> str:
 Text = Annotated[str, AfterValidator(valid_text)]
 
 
-def check_temperature(t: float | None) -> float | None:
-    if t is not None and t != 0 and not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
-        raise ValueError(f"must be 0 (greedy) or between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}, got {t!r}")
-    return t
+def temperature_rule(t: float | None) -> float | None:
+    """jai.sampling's one rule for temperatures, as a 422 naming the field."""
+    try:
+        return None if t is None else check_temperature(t)
+    except SamplingError as e:
+        raise ValueError(str(e).removeprefix("temperature ")) from None
 
 
 def check_stop(stop: str | list[str] | None) -> list[str]:
@@ -58,7 +58,7 @@ def no_penalty(p: float | None) -> float | None:
 
 
 Penalty = Annotated[float | None, Field(allow_inf_nan=False), AfterValidator(no_penalty)]
-Temperature = Annotated[float | None, Field(ge=0.0, allow_inf_nan=False), AfterValidator(check_temperature)]
+Temperature = Annotated[float | None, Field(ge=0.0, allow_inf_nan=False), AfterValidator(temperature_rule)]
 Stop = Annotated[Text | list[Text] | None, AfterValidator(check_stop)]
 
 
