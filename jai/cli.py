@@ -24,7 +24,7 @@ COMMANDS = {
     "train": ("jai.train_cli", "train a model with either twin (--backend mlx|torch), resumable"),
     "eval": ("jai.eval_cli", "measure a checkpoint: loss, bits per byte, answers to held-out questions"),
     "sample": ("jai.sample_cli", "generate text from a checkpoint (KV-cached, streaming)"),
-    "serve": ("jai.serve_cli", "serve a checkpoint over HTTP (FastAPI, bounded concurrency)"),
+    "serve": ("jai.serve_cli", "serve a checkpoint over HTTP: OpenAI-compatible, streaming, batched"),
     "convert": ("jai.convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
     "export": ("jai.export_cli", "a checkpoint as GGUF for llama.cpp and Ollama (+ Modelfile)"),
     "quantize": ("jai.quant_cli", "quantize a checkpoint to 8 or 4 bits, in mlx-lm's format"),

@@ -41,9 +41,19 @@ question from the prompt. llama.cpp stops at [/ANSWER] by itself (the GGUF names
 """
 
 
+EXAMPLES = """\
+examples:
+  jai export gguf out/run/ckpt jai.gguf --type q8_0   # then: ollama create jai -f Modelfile
+  jai export gguf --help                              # the types, and how llama.cpp and Ollama use it
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="format", metavar="FORMAT", required=True)
     p = sub.add_parser(
