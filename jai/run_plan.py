@@ -63,7 +63,7 @@ class RunPlan:
         return self.ckpt_dir if self.resume is not None and self.lora is None else self.init_from
 
 
-def _plan_run(
+def plan_run(
     data_dir: str | os.PathLike | None,
     out_dir: str | os.PathLike,
     model_cfg: GPTConfig | None,
@@ -221,26 +221,14 @@ def _resume_lora(plan: RunPlan, state: TrainState, asked: LoraConfig | None) -> 
     plan.lora, plan.init_from = lora, base
 
 
-def plan_run(
-    data_dir: str | os.PathLike | None,
-    out_dir: str | os.PathLike,
-    model_cfg: GPTConfig | None,
-    train_cfg: TrainConfig | None,
-    resume: bool = False,
-    init_from: str | os.PathLike | None = None,
-    lora: LoraConfig | None = None,
-) -> RunPlan:
-    """What a run starts from (see `_plan_run`), with --mask-prompt's masks when its config asks for them."""
-    plan = _plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from, lora)
-    if plan.train_config.mask_prompt:
-        open_id, close_id = marker_ids(plan.data_dir)
-        plan.train_mask = answer_mask(plan.train_tokens, open_id, close_id)
-        plan.val_mask = answer_mask(plan.val_tokens, open_id, close_id)
-        if not plan.train_mask.any():
-            raise DatasetError(
-                f"{plan.data_dir / 'train.bin'}: --mask-prompt, but no {ANSWER} ... {ANSWER_END} in it"
-            )
-    return plan
+def add_answer_masks(plan: RunPlan) -> None:
+    """--mask-prompt: which targets of train.bin and val.bin count (jai.dataset.answer_mask)."""
+    open_id, close_id = marker_ids(plan.data_dir)
+    plan.train_mask = answer_mask(plan.train_tokens, open_id, close_id)
+    plan.val_mask = answer_mask(plan.val_tokens, open_id, close_id)
+    if not plan.train_mask.any():
+        where = plan.data_dir / "train.bin"
+        raise DatasetError(f"{where}: --mask-prompt, but no {ANSWER} ... {ANSWER_END} in it")
 
 
 def marker_ids(data_dir: Path) -> tuple[int, int]:

@@ -207,6 +207,8 @@ def train(
         with RunLock(out_dir) if world.main else nullcontext():
             with world.rank_zero_first():  # rank 0 repairs an interrupted save before the others read
                 plan = run_plan.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from, lora)
+            if plan.train_config.mask_prompt:
+                run_plan.add_answer_masks(plan)
             return _train(
                 plan, backend, device, compile, t_begin, max_seconds, stop_at, log, progress, callback, world
             )
