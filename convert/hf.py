@@ -304,18 +304,23 @@ def check_shapes(tensors: dict[str, Tensor], cfg: GPTConfig, source: str | os.Pa
 # ---------------------------------------------------------------------------------------- reading HF
 
 
-def read_hf_config(src_dir: str | os.PathLike) -> tuple[GPTConfig, list[str]]:
-    """The config of a GPT-2 directory, and notes on what was dropped to read it."""
+def read_config_json(src_dir: str | os.PathLike, kind: str) -> tuple[dict[str, Any], Path, list[str]]:
+    """A model directory's config.json, its path, and notes on the special ids dropped to read it
+    (`kind` names what the directory should be, for the error when it holds no config.json)."""
     path = Path(src_dir) / weights.CONFIG_FILE
     try:
         hf = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConversionError(
-            f"{path}: no such file (is {src_dir} a Hugging Face model directory?)"
-        ) from None
+        raise ConversionError(f"{path}: no such file (is {src_dir} {kind}?)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConversionError(f"{path}: not valid JSON ({e})") from None
     hf, notes = drop_foreign_special_ids(hf, path)
+    return hf, path, notes
+
+
+def read_hf_config(src_dir: str | os.PathLike) -> tuple[GPTConfig, list[str]]:
+    """The config of a GPT-2 directory, and notes on what was dropped to read it."""
+    hf, path, notes = read_config_json(src_dir, "a Hugging Face model directory")
     return GPTConfig.from_hf(hf, source=str(path)), notes
 
 

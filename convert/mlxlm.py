@@ -17,7 +17,6 @@ Dequantizing gives back the quantized model's exact function, not the weights it
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,8 @@ from jai.convert.hf import (
     check_shapes,
     choose_dtype,
     clean_tensors,
-    drop_foreign_special_ids,
     normalize_dtype,
+    read_config_json,
     read_safetensors,
     write_checkpoint,
 )
@@ -49,16 +48,7 @@ PREFIX = "model."
 
 
 def _config(src_dir: Path) -> tuple[GPTConfig, dict[str, Any], list[str]]:
-    path = src_dir / weights.CONFIG_FILE
-    try:
-        hf = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConversionError(
-            f"{path}: no such file (is {src_dir} a model directory mlx-lm saved?)"
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConversionError(f"{path}: not valid JSON ({e})") from None
-    hf, notes = drop_foreign_special_ids(hf, path)
+    hf, path, notes = read_config_json(src_dir, "a model directory mlx-lm saved")
     quant = hf.get("quantization") or hf.get("quantization_config") or {}
     if not isinstance(quant, dict):
         raise ConversionError(f"{path}: 'quantization' is not an object")
