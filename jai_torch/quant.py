@@ -38,8 +38,8 @@ class _Quantized(nn.Module):
         codes, scales, biases = self.codes, self.scales, self.biases
         if rows is not None:
             codes, scales, biases = codes[rows], scales[rows], biases[rows]
-        g = codes.unflatten(-1, (-1, self.group_size)).to(scales.dtype)
-        return (scales[..., None] * g + biases[..., None]).flatten(-2)
+        g = codes.unflatten(-1, (-1, self.group_size)).to(scales.dtype)  # a fresh tensor: updated in place
+        return g.mul_(scales[..., None]).add_(biases[..., None]).flatten(-2)
 
     @property
     def weight(self) -> torch.Tensor:
