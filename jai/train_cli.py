@@ -29,7 +29,7 @@ examples:
   jai train --backend torch --device cuda --max-steps 5000 --batch-size 32
   jai train --max-seconds 600                      # stop (with a checkpoint) after ten minutes
   jai train --resume                               # continue out/run exactly where it stopped, on its data
-  jai train --backend torch --compile              # torch.compile the PyTorch step (see docs/benchmarks.md)
+  jai train --backend torch --compile              # torch.compile the forward pass (no gain on CPU)
   jai train --init-from out/run/ckpt --out out/ft --lr 1e-4 --max-steps 500
   jai train --init-from out/run/ckpt --out out/lora --lora 8 --lr 1e-3   # a PEFT LoRA adapter alone
   jai fuse out/lora/ckpt out/fused                 # merge the adapter into an ordinary checkpoint
