@@ -242,7 +242,8 @@ class BatchSampler:
     sees, in the same order, and the state (the generator's) is the same on every rank. World size 1 is
     the plain sampler, draw for draw.
 
-    `loss_mask` (one bool per token, `answer_mask`) sets every target outside it to IGNORE.
+    `loss_mask` (one bool per token, `answer_mask`) sets every target outside it to IGNORE; `starts`
+    (offsets, e.g. every [BOS]) are the only places windows begin.
     """
 
     def __init__(
@@ -254,6 +255,7 @@ class BatchSampler:
         rank: int = 0,
         world_size: int = 1,
         loss_mask: np.ndarray | None = None,
+        starts: np.ndarray | None = None,
     ) -> None:
         if batch_size < 1 or block_size < 1:
             raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}")
@@ -268,13 +270,22 @@ class BatchSampler:
             )
         self.data, self.batch_size, self.block_size, self.seed = data, batch_size, block_size, seed
         self.rank, self.world_size, self.loss_mask = rank, world_size, loss_mask
+        # `starts`: the offsets windows may begin at (each sample's [BOS]), those with a whole window after
+        self.starts = None if starts is None else starts[starts < len(data) - block_size]
+        if self.starts is not None and not len(self.starts):
+            raise DatasetError(
+                f"no sample start has {block_size + 1} tokens after it; use a smaller block_size"
+            )
         self.global_batch_size = batch_size * world_size
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.batches_drawn = 0
         self._window = np.arange(block_size + 1)
 
     def _batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        ix = rng.integers(0, len(self.data) - self.block_size, size=self.global_batch_size)
+        if self.starts is None:
+            ix = rng.integers(0, len(self.data) - self.block_size, size=self.global_batch_size)
+        else:
+            ix = self.starts[rng.integers(0, len(self.starts), size=self.global_batch_size)]
         ix = ix[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]  # this rank's rows
         # One fancy-index read of [B, T+1] tokens from the memmap; x and y are its two overlapping views.
         rows = np.asarray(self.data[ix[:, None] + self._window], dtype=np.int32)

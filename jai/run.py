@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimizer steps of the warmup + cosine schedule; 200 of 8 x 256 tokens (410k tokens, 1.4 "
         "passes over the bundled sample) fit in --minutes on an idle 2-core CPU (default: %(default)s)",
     )
+    p.add_argument(
+        "--align-samples",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start every training window at a sample's [BOS] (default: on; see docs/quality.md)",
+    )
     p.add_argument("--lr", type=float, default=LR, help="peak learning rate (default: %(default)g)")
     p.add_argument(
         "--answers",
@@ -187,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_interval=max(1, args.max_steps // 4),
         eval_batches=8,
         ckpt_interval=max(1, args.max_steps // 4),
+        align_samples=args.align_samples,
     )
     measure = {
         "data_dir": data_dir,

@@ -55,6 +55,7 @@ class RunPlan:
     adapter: dict[str, np.ndarray] | None = None  # its tensors: freshly initialised, or resumed
     train_mask: np.ndarray | None = None  # --mask-prompt: which targets count (jai.dataset.answer_mask)
     val_mask: np.ndarray | None = None
+    train_starts: np.ndarray | None = None  # --align-samples: where windows may begin
 
     @property
     def weights_from(self) -> Path | None:
@@ -219,6 +220,14 @@ def _resume_lora(plan: RunPlan, state: TrainState, asked: LoraConfig | None) -> 
         )
     _, _, plan.adapter = read_adapter(plan.ckpt_dir, state.model_config)
     plan.lora, plan.init_from = lora, base
+
+
+def add_sample_starts(plan: RunPlan) -> None:
+    """--align-samples: the offset of every [BOS] in train.bin, where each sample begins."""
+    bos = plan.model_config.bos_token_id
+    if bos is None:
+        raise DatasetError(f"{plan.data_dir / META_FILE}: no bos_id, so --align-samples cannot find samples")
+    plan.train_starts = np.flatnonzero(np.asarray(plan.train_tokens) == bos)
 
 
 def add_answer_masks(plan: RunPlan) -> None:

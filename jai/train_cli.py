@@ -52,6 +52,8 @@ MODEL_FLAGS = {
 }
 TRAIN_HELP = {
     "batch_size": "sequences per micro-batch",
+    "align_samples": "start every training window at a sample's [BOS], so each holds a question, its posting "
+    "and its answer in order, instead of at random offsets (default: off)",
     "mask_prompt": "the loss on the answers alone ([ANSWER] ... [/ANSWER]), not on questions and postings "
     "(default: off)",
     "grad_accum": "micro-batches per optimizer step (tokens/step = grad_accum x batch_size x block_size)",

@@ -27,6 +27,7 @@ class TrainConfig:
     seed: int = 1337
     dtype: str = "float32"  # or "bfloat16" where the device supports it
     mask_prompt: bool = False  # the loss on the answers alone: [ANSWER] ... [/ANSWER] targets
+    align_samples: bool = False  # every training window starts at a sample's [BOS]
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "ckpt_interval")

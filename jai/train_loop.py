@@ -209,6 +209,8 @@ def train(
                 plan = run_plan.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from, lora)
             if plan.train_config.mask_prompt:
                 run_plan.add_answer_masks(plan)
+            if plan.train_config.align_samples:
+                run_plan.add_sample_starts(plan)
             return _train(
                 plan, backend, device, compile, t_begin, max_seconds, stop_at, log, progress, callback, world
             )
@@ -243,7 +245,14 @@ def _train(
 
     block = plan.model_config.block_size
     sampler = BatchSampler(
-        plan.train_tokens, cfg.batch_size, block, cfg.seed, world.rank, world.size, plan.train_mask
+        plan.train_tokens,
+        cfg.batch_size,
+        block,
+        cfg.seed,
+        world.rank,
+        world.size,
+        plan.train_mask,
+        plan.train_starts,
     )
     if resumed is not None:
         try:

@@ -100,3 +100,20 @@ def test_too_short_data_is_a_clear_error() -> None:
     assert np.array_equal(x[0], np.arange(T)) and np.array_equal(y[0], np.arange(1, T + 1))
     with pytest.raises(ValueError, match="must be >= 1"):
         BatchSampler(np.arange(100, dtype=np.uint16), 0, T, seed=0)
+
+
+def test_aligned_windows_begin_at_the_given_starts_only() -> None:
+    """--align-samples: windows begin at each sample's [BOS] (here 0), never elsewhere; a start too close to
+    the end for a whole window is left out."""
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 50, size=400).astype(np.uint16)
+    bos = np.array([0, 37, 120, 255, 390])  # 390: fewer than T + 1 tokens after it
+    data[bos] = 0
+    sampler = BatchSampler(data, 8, T, seed=0, starts=np.flatnonzero(data == 0))
+    firsts = {int(s) for x, _ in draw(sampler, 30) for s in x[:, 0]}
+    assert firsts == {0}
+    begun = {int(np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(data, T) == row, 1))[0])
+             for x, _ in draw(sampler, 30) for row in x}  # fmt: skip
+    assert begun == {0, 37, 120, 255}
+    with pytest.raises(DatasetError, match="no sample start"):
+        BatchSampler(data, 8, T, seed=0, starts=np.array([390]))
