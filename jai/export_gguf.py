@@ -38,7 +38,8 @@ from jai.atomic import atomic_file, write_text_atomic
 from jai.config import GPTConfig
 from jai.errors import InputError
 from jai.hf_files import CHAT_TEMPLATE
-from jai.tokenizer import ANSWER_END, BOS, CONTROL_TOKENS, EOS, PAD, SPECIAL_TOKENS, UNK
+from jai.prompt import ANSWER_END
+from jai.tokenizer import BOS, CONTROL_TOKENS, EOS, PAD, SPECIAL_TOKENS, UNK
 
 TYPES = ("f32", "f16", "q8_0")
 MODELFILE = "Modelfile"

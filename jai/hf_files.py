@@ -35,19 +35,8 @@ from typing import Any
 from tokenizers import Tokenizer as HFTokenizer
 
 from jai.config import GPTConfig
-from jai.tokenizer import (
-    ANSWER,
-    ANSWER_END,
-    BOS,
-    DOC,
-    DOC_END,
-    EOS,
-    MARKERS,
-    PAD,
-    QUESTION,
-    QUESTION_END,
-    UNK,
-)
+from jai.prompt import ANSWER, ANSWER_END, DOC, DOC_END, MARKERS, QUESTION, QUESTION_END
+from jai.tokenizer import BOS, EOS, PAD, UNK
 from jai.weights import CheckpointError  # jai.weights imports this module only inside a function
 
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"

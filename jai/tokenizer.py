@@ -28,15 +28,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from jai.atomic import write_text_atomic
-from jai.prompt import (  # noqa: F401  (re-exported: the markers were defined here before)
-    ANSWER,
-    ANSWER_END,
-    DOC,
-    DOC_END,
-    MARKERS,
-    QUESTION,
-    QUESTION_END,
-)
+from jai.prompt import MARKERS
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 CONTROL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3

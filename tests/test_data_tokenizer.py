@@ -9,7 +9,8 @@ import pytest
 
 from jai.data.postings import load_postings
 from jai.data.qa import make_samples
-from jai.tokenizer import BOS, CONTROL_TOKENS, EOS, MARKERS, PAD, SPECIAL_TOKENS, UNK, Tokenizer
+from jai.prompt import MARKERS
+from jai.tokenizer import BOS, CONTROL_TOKENS, EOS, PAD, SPECIAL_TOKENS, UNK, Tokenizer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"
 
