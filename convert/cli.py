@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from jai.convert import ConversionError
+from jai.errors import warnings_as_lines
 
 PROG = "jai convert"
 
@@ -194,21 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     from jai.convert.nanogpt import ActivationMismatchWarning  # framework-free at import
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ActivationMismatchWarning)
-        try:
-            line = _run(args)
-        except Exception as e:  # raised again after the warnings; the `jai` dispatcher reports it
-            error: Exception | None = e
-        else:
-            error = None
-    for w in caught:  # ours as one plain line; anything else as Python would show it
-        if issubclass(w.category, ActivationMismatchWarning):
-            print(f"{PROG}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    if error is not None:
-        raise error
+    with warnings_as_lines(PROG, ActivationMismatchWarning):  # an error goes on to the `jai` dispatcher
+        line = _run(args)
     print(line)
     return 0
 

@@ -8,6 +8,11 @@ failed on good input (training diverged, the disk filled up), 130 for an interru
 
 from __future__ import annotations
 
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class JaiError(Exception):
     """A problem the user can fix; the message names the file, field or tensor concerned."""
@@ -23,3 +28,20 @@ class RunFailed(JaiError, RuntimeError):
     """A run that started on good input and could not finish; the message says what was kept."""
 
     exit_code = 1
+
+
+@contextmanager
+def warnings_as_lines(prog: str, kind: type[Warning]) -> Iterator[None]:
+    """Show the `kind` warnings raised inside as one plain line each (`prog: warning: ...`), after the
+    block, whether it ends normally or raises; any other warning as Python would show it."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", kind)
+            yield
+    finally:
+        for w in caught:
+            if issubclass(w.category, kind):
+                print(f"{prog}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
+
+from jai.errors import warnings_as_lines
 
 PROG = "jai export"
 
@@ -79,14 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     from jai.export_gguf import ActivationWarning, export_gguf
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ActivationWarning)
+    with warnings_as_lines(PROG, ActivationWarning):
         done = export_gguf(args.checkpoint, args.out, args.type, args.force, not args.no_modelfile)
-    for w in caught:
-        if issubclass(w.category, ActivationWarning):
-            print(f"{PROG}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     for note in done.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     cfg = done.config
