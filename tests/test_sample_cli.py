@@ -6,45 +6,25 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-import torch
 
 from jai import cli, sample_cli
-from jai.config import GPTConfig
 from jai.prompt import build_prompt, fit_prompt
 from jai.sampling import SamplingConfig
 from jai.tokenizer import Tokenizer
 from jai.twins import default_stop_ids
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import generate as torch_gen
-from jai_torch.model import GPT
+from tests import serve_support
 
-LINES = [
-    "백엔드 개발자를 모집합니다. 자격 요건: Python 3년 이상.",
-    "We are hiring a backend engineer in Seoul. Salary: negotiable.",
-    "데이터 엔지니어 채용, 근무지: 서울 강남구, 연봉 협의.",
-    "Requirements: SQL, Spark, and a love of clean pipelines.",
-] * 3
 PROMPT = "We are hiring"
 
 
-def make_checkpoint(run_dir) -> tuple[object, object]:
-    """A tokenizer and a random GPT of its vocabulary, saved as `<run_dir>/ckpt` like `jai train` does."""
-    tok = Tokenizer.train(LINES, vocab_size=320, min_frequency=1, show_progress=False)
-    tok_path = run_dir / "tokenizer.json"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tok.save(tok_path)
-    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=32)
-    model = GPT(cfg, seed=0)
-    # GPT-2's init makes a random model repeat one token; unit-scale weights make greedy text wander.
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.ndim == 2:
-                p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
-    torch_ckpt.save_model(model, run_dir / "ckpt", tokenizer=tok_path)
-    return tok, model
+def make_checkpoint(run_dir: Path) -> Path:
+    """A tokenizer and a random GPT of its vocabulary (context 32), saved as `<run_dir>/ckpt`."""
+    return serve_support.make_checkpoint(run_dir, block_size=32)
 
 
 @pytest.fixture(scope="module")
