@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -198,7 +199,25 @@ def join(backend: str, where: Callable[[], str] = lambda: "") -> World:
     if size == 1:
         watchdog.stop()
         return World()
+    stop_in_one_line(rank, where)
     return World(rank, size, local_rank, ops, watchdog, where)
+
+
+def stop_in_one_line(rank: int, where: Callable[[], str]) -> None:
+    """When a process dies, both launchers SIGTERM the others, often before their own collective has
+    failed: say then, in the same one line as a lost peer, what happened and that the checkpoint is good.
+    os._exit: rank 0 writes each checkpoint atomically, so stopping anywhere leaves the last one whole (a
+    save cut short leaves only a .ckpt.tmp-* folder, which the next --resume or reader removes)."""
+
+    def stopped(signum: int, frame: object) -> None:
+        sys.stderr.write(
+            f"jai train: error: rank {rank} lost contact with the other processes (stopped by its launcher, "
+            f"SIGTERM): one of them died, hung or lost its host. {where()}\n"
+        )
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stopped)
 
 
 def per_rank_batch(batch_size: int, saved: dict[str, Any] | None, asked: int | None, world_size: int) -> int:
