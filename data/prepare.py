@@ -28,8 +28,10 @@ from typing import Any
 from jai.atomic import write_json_atomic
 from jai.config import GPTConfig
 from jai.data.fit import FitReport, fit_samples
-from jai.data.postings import Posting, load_postings
+from jai.data.generator import varied_postings
+from jai.data.postings import Posting, load_postings, posting_from_reference
 from jai.data.qa import KINDS, make_samples
+from jai.data.records import SkipRecord, TextReader
 from jai.dataset import META_FILE, DatasetError, check_vocab, write_bins
 from jai.errors import JaiError
 from jai.tokenizer import DEFAULT_VOCAB_SIZE, Tokenizer
@@ -63,6 +65,19 @@ def split_postings(
     return train, val
 
 
+def generated_postings(seed: int, n: int) -> list[Posting]:
+    """`n` postings from the bundled sample's generator with independently drawn facts, read through the
+    same importer as a file (data/generator.py: `varied_postings`). The generator's rarely skipped
+    records (an empty title after cleaning, say) are left out, so slightly fewer than `n` may come back."""
+    out = []
+    for i, record in enumerate(varied_postings(seed, n)):
+        try:
+            out.append(posting_from_reference(record, TextReader(f"varied #{i}"), f"gen#{i}", "generated"))
+        except SkipRecord:
+            continue
+    return out
+
+
 def prepare(
     inputs: Sequence[str | Path],
     out_dir: str | Path,
@@ -75,9 +90,12 @@ def prepare(
     context: int = DEFAULT_CONTEXT,
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
+    varied: int = 0,
 ) -> dict[str, Any]:
     """Run the whole pipeline; returns the meta.json dict. `tokenizer` reuses a tokenizer.json;
-    every sample is fitted to `context` tokens (see data/fit.py).
+    every sample is fitted to `context` tokens (see data/fit.py). `varied` adds that many generated
+    postings to the TRAIN split only (`generated_postings`): the validation split, and so every score,
+    stays the inputs' own.
 
     `show_progress=None` shows progress bars only on a terminal (in a log file they would print a line
     per refresh); each stage also logs a line when it is done, with the time so far.
@@ -98,6 +116,9 @@ def prepare(
     postings, report = load_postings(inputs, log=stage)
     log(report.summary())
     train, val = split_postings(postings, val_fraction, seed)
+    if varied:
+        train += generated_postings(seed, varied)
+        stage(f"generated {varied:,} varied postings for training (seed {seed})")
     counts = {name: sum(1 for _ in make_samples(ps, seed)) for name, ps in (("train", train), ("val", val))}
     stage(
         f"split: {len(train)} train / {len(val)} val postings -> {counts['train']} / {counts['val']} samples"
@@ -138,7 +159,7 @@ def prepare(
             "question_kinds": list(KINDS),
             "context": context,
             "sources": report.files,
-            "postings": {**report.to_dict(), "train": len(train), "val": len(val)},
+            "postings": {**report.to_dict(), "train": len(train), "val": len(val), "varied": varied},
         },
     )
     for name, fit in fits.items():
@@ -174,7 +195,8 @@ examples:
   jai prepare                                      # the bundled sample, into out/data
   jai prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
   jai prepare more.json --tokenizer out/data/tokenizer.json --out out/more
-  jai prepare --context 512 --out out/data512      # samples fitted to a model with a longer context"""
+  jai prepare --context 512 --out out/data512      # samples fitted to a model with a longer context
+  jai prepare --varied 3000 --out out/varied       # plus 3,000 generated postings for training"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"model to train (default: {DEFAULT_CONTEXT}, the default model's)",
     )
     p.add_argument(
+        "--varied",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N generated postings to the training split, their facts (company, pay, contacts, dates) "
+        "drawn independently so they can only be learned by reading the posting (default: 0)",
+    )
+    p.add_argument(
         "--tokenizer",
         type=Path,
         default=None,
@@ -243,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             min_frequency=args.min_frequency,
             tokenizer=args.tokenizer,
             context=args.context,
+            varied=args.varied,
         )
     except (FileNotFoundError, ValueError) as e:  # JaiErrors go up to the `jai` dispatcher as they are
         if isinstance(e, JaiError):

@@ -46,12 +46,15 @@ __all__ = [
     "ANSWER_END",
     "DOC",
     "DOC_END",
+    "FIELD_KINDS",
     "KINDS",
+    "LONG_KINDS",
     "MARKERS",
     "QUESTION",
     "QUESTION_END",
     "Sample",
     "build_prompt",
+    "field_value",
     "format_sample",
     "make_samples",
     "render_doc",
@@ -352,14 +355,115 @@ def _duties(p: Posting, rng: random.Random) -> str | None:
     return f"{rng.choice(intro)}\n{_bullets(p.responsibilities)}"
 
 
+# --- field questions: one value the posting states, answered as its header line -----------------------
+
+# kind -> where the value lives: a Posting attribute, or a key of Posting.contacts ("contacts.email").
+# The label is LABELS' for the same key, so the answer is the document's own header line
+# ("Salary: SGD 4,000 - 6,000 per month"): the model answers by finding that line and copying it, the one
+# skill these questions exist to teach, and exact match says whether it did.
+FIELDS = {
+    "salary": "salary",
+    "location": "location",
+    "employment_type": "employment_type",
+    "company": "company",
+    "title": "title",
+    "experience": "experience_level",
+    "education": "education_level",
+    "deadline": "deadline",
+    "email": "contacts.email",
+    "phone": "contacts.phone",
+    "url": "contacts.url",
+}
+
+FIELD_QUESTIONS = {
+    "salary": {
+        "ko": ["급여는 얼마인가요?", "이 일자리의 급여를 알려 주세요.", "월급이나 연봉이 얼마예요?"],
+        "en": ["What is the salary?", "How much does this job pay?", "What's the pay?"],
+    },
+    "location": {
+        "ko": ["근무지는 어디인가요?", "어디에서 근무하나요?", "근무 위치를 알려 주세요."],
+        "en": ["Where is this job?", "Where is the job located?", "Where would I work?"],
+    },
+    "employment_type": {
+        "ko": ["고용 형태가 어떻게 되나요?", "정규직인가요, 계약직인가요?", "근무 형태를 알려 주세요."],
+        "en": [
+            "What type of employment is this?",
+            "Is it full-time or part-time?",
+            "What kind of contract is it?",
+        ],
+    },
+    "company": {
+        "ko": ["채용하는 회사는 어디인가요?", "어느 회사의 공고인가요?", "회사 이름이 뭔가요?"],
+        "en": ["Which company is hiring?", "Who is the employer?", "What company posted this job?"],
+    },
+    "title": {
+        "ko": ["직무명이 무엇인가요?", "어떤 포지션인가요?", "모집 직무를 알려 주세요."],
+        "en": ["What is the job title?", "What position is this?", "Which role is advertised?"],
+    },
+    "experience": {
+        "ko": [
+            "경력은 얼마나 필요한가요?",
+            "요구하는 경력 수준은 어떻게 되나요?",
+            "필요한 경력을 알려 주세요.",
+        ],
+        "en": [
+            "How much experience is required?",
+            "What experience level do they want?",
+            "How experienced must I be?",
+        ],
+    },
+    "education": {
+        "ko": ["학력 조건이 어떻게 되나요?", "필요한 학력은 무엇인가요?"],
+        "en": ["What education is required?", "What degree do I need?"],
+    },
+    "deadline": {
+        "ko": ["마감일이 언제인가요?", "언제까지 지원할 수 있나요?"],
+        "en": ["When is the application deadline?", "Until when can I apply?"],
+    },
+    "email": {
+        "ko": ["지원 이메일 주소가 무엇인가요?", "연락처 이메일을 알려 주세요."],
+        "en": ["What email address do I apply to?", "What is the contact email?"],
+    },
+    "phone": {
+        "ko": ["연락처 전화번호가 무엇인가요?", "문의 전화번호를 알려 주세요."],
+        "en": ["What is the contact phone number?", "What number can I call?"],
+    },
+    "url": {
+        "ko": ["지원 링크가 무엇인가요?", "온라인 지원 주소를 알려 주세요."],
+        "en": ["Where can I apply online?", "What is the application link?"],
+    },
+}
+_LABEL_KEYS = {"experience": "experience_level", "education": "education_level"}
+
+
+def field_value(p: Posting, kind: str) -> str | None:
+    """The value a field question asks for, as the document's header shows it; None when absent."""
+    where = FIELDS[kind]
+    if where.startswith("contacts."):
+        return p.contacts.get(where.removeprefix("contacts."))
+    return getattr(p, where)
+
+
+def _field_answer(kind: str) -> Callable[[Posting, random.Random], str | None]:
+    def answer(p: Posting, rng: random.Random) -> str | None:
+        value = field_value(p, kind)
+        return f"{LABELS[p.lang][_LABEL_KEYS.get(kind, kind)]}: {value}" if value else None
+
+    return answer
+
+
 ANSWERS: dict[str, Callable[[Posting, random.Random], str | None]] = {
     "summary": _summary,
     "requirements": _requirements,
     "conditions": _conditions,
     "apply": _apply,
     "duties": _duties,
+    **{kind: _field_answer(kind) for kind in FIELDS},
 }
-KINDS = tuple(ANSWERS)
+QUESTIONS.update(FIELD_QUESTIONS)
+LONG_KINDS = ("summary", "requirements", "conditions", "apply", "duties")  # answers of several lines
+FIELD_KINDS = tuple(FIELDS)  # one value, copied from the posting
+KINDS = LONG_KINDS + FIELD_KINDS
 
 
 def samples_for(p: Posting, seed: int, kinds: Iterable[str] = KINDS) -> list[Sample]:

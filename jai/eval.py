@@ -35,7 +35,7 @@ import numpy as np
 from jai.data.fit import fit_samples
 from jai.data.postings import load_postings
 from jai.data.prepare import split_postings
-from jai.data.qa import KINDS, Sample, make_samples
+from jai.data.qa import FIELD_KINDS, KINDS, LONG_KINDS, Sample, make_samples
 from jai.dataset import META_FILE, DatasetError
 from jai.prompt import Encoder
 
@@ -87,6 +87,14 @@ class Answer:
     reference: str
 
 
+def repeats_a_line(prediction: str, reference: str) -> bool:
+    """Whether the answer says some line more often than the reference does: the loop a weak model
+    falls into ("Employment type: Full-time" six times). Lines compare normalised; blank ones do not count."""
+    said = Counter(line for line in map(normalize, prediction.splitlines()) if line)
+    meant = Counter(line for line in map(normalize, reference.splitlines()) if line)
+    return any(n > 1 and n > meant[line] for line, n in said.items())
+
+
 def _mean_scores(answers: Sequence[Answer]) -> dict[str, float | int]:
     n = len(answers)
     return {
@@ -97,11 +105,17 @@ def _mean_scores(answers: Sequence[Answer]) -> dict[str, float | int]:
 
 
 def score_answers(answers: Sequence[Answer]) -> dict[str, Any]:
-    """{"all": {n, exact, f1}, "by_kind": {kind: ...}, "by_lang": {lang: ...}}: means of the scores."""
+    """Means of the scores: {"all", "fields", "long"} ({n, exact, f1}: every answer, the field questions',
+    the long answers'), "repeated" (the share of answers that repeat a line the reference does not),
+    "by_kind" and "by_lang"."""
     kinds = [k for k in KINDS if any(a.kind == k for a in answers)]
     kinds += sorted({a.kind for a in answers} - set(kinds))
+    n = len(answers)
     return {
         "all": _mean_scores(answers),
+        "fields": _mean_scores([a for a in answers if a.kind in FIELD_KINDS]),
+        "long": _mean_scores([a for a in answers if a.kind not in FIELD_KINDS]),
+        "repeated": sum(repeats_a_line(a.prediction, a.reference) for a in answers) / n if n else 0.0,
         "by_kind": {k: _mean_scores([a for a in answers if a.kind == k]) for k in kinds},
         "by_lang": {
             lang: _mean_scores([a for a in answers if a.lang == lang])
@@ -136,7 +150,9 @@ def heldout_samples(meta: dict[str, Any], tok: Encoder) -> list[Sample]:
         )
     postings, _ = load_postings(sources)
     _, val = split_postings(postings, meta["val_fraction"], meta["seed"])
-    samples = make_samples(val, meta["seed"])
+    # The kinds this data was prepared with: data made before field questions existed asks the long ones.
+    kinds = [k for k in meta.get("question_kinds", LONG_KINDS) if k in KINDS]
+    samples = make_samples(val, meta["seed"], kinds)
     if meta.get("context"):  # data prepared before samples were fitted has no context recorded
         samples = fit_samples(tok, samples, meta["context"])
     return list(samples)
@@ -209,8 +225,12 @@ def format_table(result: dict[str, Any]) -> str:
         rows: Iterable[tuple[str, dict[str, Any]]] = [
             *((f"  {k}", v) for k, v in answers["by_kind"].items()),
             *((f"  lang {k}", v) for k, v in answers["by_lang"].items()),
+            ("  fields", answers["fields"]),
+            ("  long answers", answers["long"]),
             ("  all", answers["all"]),
         ]
         for name, s in rows:
-            lines.append(f"{name:<22}{s['n']:>5}{s['exact']:>9.3f}{s['f1']:>10.3f}")
+            if s["n"]:
+                lines.append(f"{name:<22}{s['n']:>5}{s['exact']:>9.3f}{s['f1']:>10.3f}")
+        lines.append(f"{'  repeated a line':<27}{answers['repeated']:>9.3f}")
     return "\n".join(lines)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from jai.data import generator as make_sample
 from jai.data.postings import (
     BAD_ENCODING,
     DUPLICATE,
@@ -25,10 +24,6 @@ from jai.data.postings import (
 from jai.data.text import is_placeholder
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "make_sample.py"  # not installed: loaded by path
-_spec = importlib.util.spec_from_file_location("make_sample", TOOL)
-make_sample = sys.modules["make_sample"] = importlib.util.module_from_spec(_spec)  # dataclasses need it there
-_spec.loader.exec_module(make_sample)
 
 GOOD = {
     "id": "sg-1",
@@ -271,8 +266,8 @@ def test_korean_detection() -> None:
 
 
 def test_bundled_sample_is_the_generators_output() -> None:
-    """The committed JSON is byte for byte what tools/make_sample.py writes from its tables (it is
-    deterministic); the generator lives outside the installed package."""
+    """The committed JSON is byte for byte what `python -m jai.data.generator` writes from its tables (it
+    is deterministic)."""
     records = make_sample.build()
     assert json.dumps(records, ensure_ascii=False, indent=1) + "\n" == SAMPLE.read_text(encoding="utf-8")
     assert SAMPLE.stat().st_size < 1_500_000

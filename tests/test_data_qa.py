@@ -13,11 +13,14 @@ from jai.data.qa import (
     ANSWER_END,
     DOC,
     DOC_END,
+    FIELD_KINDS,
     KINDS,
+    LONG_KINDS,
     MARKERS,
     QUESTION,
     QUESTION_END,
     build_prompt,
+    field_value,
     make_samples,
     render_doc,
     samples_for,
@@ -91,10 +94,23 @@ def test_language_follows_the_posting() -> None:
 
 
 def test_kinds_need_their_fields() -> None:
-    assert {s.kind for s in samples_for(KO, seed=0)} == set(KINDS)
-    assert [s.kind for s in samples_for(BARE, seed=0)] == ["summary"]
+    ko_kinds = {s.kind for s in samples_for(KO, seed=0)}
+    assert ko_kinds == set(LONG_KINDS) | {k for k in FIELD_KINDS if field_value(KO, k)}
+    assert len(ko_kinds) >= len(KINDS) - 3  # the full posting has nearly every field
+    assert [s.kind for s in samples_for(BARE, seed=0)] == ["summary", "title"]
     en_kinds = {s.kind for s in samples_for(EN, seed=0)}
-    assert en_kinds == {"summary", "requirements", "conditions", "apply"}  # no duties listed
+    assert en_kinds & set(LONG_KINDS) == {"summary", "requirements", "conditions", "apply"}  # no duties
+    assert en_kinds & set(FIELD_KINDS) == {k for k in FIELD_KINDS if field_value(EN, k)}
+
+
+def test_field_answers_are_the_documents_own_lines() -> None:
+    """A field question is answered by one line of the document, copied: what exact match can check."""
+    for posting in (KO, EN):
+        fields = [s for s in samples_for(posting, seed=0) if s.kind in FIELD_KINDS]
+        assert fields
+        for s in fields:
+            assert s.answer in s.doc.splitlines(), s.kind
+            assert s.answer.endswith(": " + field_value(posting, s.kind))
 
 
 def test_answers_quote_the_posting() -> None:
@@ -140,4 +156,4 @@ def test_same_seed_same_samples_other_seed_other_phrasings(sample_postings: list
 
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown question kinds"):
-        list(make_samples([KO], seed=0, kinds=["salary", "summary"]))
+        list(make_samples([KO], seed=0, kinds=["wages", "summary"]))

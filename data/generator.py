@@ -1,6 +1,6 @@
 """Generate data/jobs/postings.json: the bundled sample of ~300 invented job postings.
 
-    python tools/make_sample.py          # from the repo root; same output, byte for byte, on every run
+    python -m jai.data.generator         # same output, byte for byte, on every run
 
 Every company, posting and sentence here was written for this project. The sample imitates the
 reference data: Korean postings by Singapore-based employers (and English ones), in the reference
@@ -8,33 +8,29 @@ schema, with its mess - partial or empty `meta`, "000" for withheld contacts, li
 string, salaries given monthly, yearly, hourly, as "negotiable" or not at all - plus a handful of
 deliberately broken records that the loader must skip and count.
 
-It is built from templates and seeded choices. The tables (tools/sample_tables.json) hold, per
+It is built from templates and seeded choices. The tables (data/jobs/tables.json) hold, per
 industry, companies, roles with their own duties, requirements, nice-to-haves and skills, in English and
 Korean, and the shared pools (areas, levels, benefits, section headings); this file holds the drawing
 and the sentence templates. Seniority, pay form and layout (heading and bullet styles, section order)
-are drawn per posting. The generator is a development tool: it is not part of the installed package,
-only its output, data/jobs/postings.json, is.
+are drawn per posting. `jai prepare --varied N` also uses it, to add N more training postings whose
+facts are drawn independently (`varied_postings`).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: jai.atomic from this checkout
-
-from jai.atomic import write_text_atomic  # noqa: E402
+from jai.atomic import write_text_atomic
 
 SEED = 20_250_601
 N_POSTINGS = 300
 KO_SHARE = 0.55
-OUT = ROOT / "data" / "jobs" / "postings.json"
-TABLES = Path(__file__).resolve().parent / "sample_tables.json"
+OUT = Path(__file__).resolve().parent / "jobs" / "postings.json"
+TABLES = Path(__file__).resolve().parent / "jobs" / "tables.json"
 
 Pair = tuple[str, str]  # (English, Korean); a two-item list once read from the tables
 
@@ -140,9 +136,9 @@ class Draw:
     created: str
 
 
-def draw_pay(rng: random.Random, role: Role, level: str, employment: str) -> dict:
-    """Salary in one of the forms real postings use; 'form' says which."""
-    factor = LEVELS[level][0]
+def draw_pay(rng: random.Random, role: Role, level: str, employment: str, scale: float = 1.0) -> dict:
+    """Salary in one of the forms real postings use; 'form' says which. `scale` spreads the role's pay."""
+    factor = LEVELS[level][0] * scale
     lo, hi = (round(x * factor / 100) * 100 for x in role.monthly)
     if employment in ("part", "temp") or (role.hourly and rng.random() < 0.4):
         rate = max(8.0, round(lo / 190 * rng.uniform(0.9, 1.1) * 2) / 2)
@@ -174,7 +170,56 @@ def pay_text(pay: dict, ko: bool) -> str | None:
     return f"{cur} {amount} {unit}"
 
 
-def draw(rng: random.Random, ko: bool, index: int) -> Draw:
+# Made-up company names for the varied postings (`varied_postings`): syllables no table pairs with an
+# industry, so "which company is hiring?" can only be answered by reading the posting.
+EN_SYLLABLES = [
+    "ka",
+    "lo",
+    "vex",
+    "mi",
+    "ra",
+    "tor",
+    "zen",
+    "pal",
+    "quin",
+    "ru",
+    "sol",
+    "tam",
+    "ve",
+    "nor",
+    "bel",
+    "cor",
+    "dax",
+    "el",
+    "fen",
+    "gal",
+    "hol",
+    "ix",
+    "jun",
+]
+KO_SYLLABLES = list("가나다라마바사아자차카타파하미소리진한성우현도윤서준민영태경")
+COMPANY_KINDS: list[Pair] = [
+    ("Pte. Ltd.", ""),
+    ("Technologies", "테크놀로지"),
+    ("Logistics", "로지스틱스"),
+    ("Foods", "푸드"),
+    ("Group", "그룹"),
+    ("Labs", "랩스"),
+    ("Trading", "트레이딩"),
+    ("Partners", "파트너스"),
+    ("Retail", "리테일"),
+    ("Engineering", "엔지니어링"),
+]
+
+
+def made_up_company(rng: random.Random) -> Pair:
+    en_kind, ko_kind = rng.choice(COMPANY_KINDS)
+    word = "".join(rng.choice(EN_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+    ko = "".join(rng.choice(KO_SYLLABLES) for _ in range(rng.randint(2, 3)))
+    return f"{word} {en_kind}", f"{ko}{ko_kind}"
+
+
+def draw(rng: random.Random, ko: bool, index: int, varied: bool = False) -> Draw:
     ind = rng.choice(INDUSTRIES)
     role = rng.choice(ind.roles)
     level = rng.choice(role.levels)
@@ -184,7 +229,7 @@ def draw(rng: random.Random, ko: bool, index: int) -> Draw:
         employment = "part"
     else:
         employment = rng.choices(["full", "contract", "temp"], [0.8, 0.15, 0.05])[0]
-    company = rng.choice(ind.companies)
+    company = made_up_company(rng) if varied else rng.choice(ind.companies)
     domain = slug(company[0]) + rng.choice([".com.sg", ".sg", ".com", ".co"])
     lang = 1 if ko else 0
 
@@ -222,7 +267,7 @@ def draw(rng: random.Random, ko: bool, index: int) -> Draw:
         area=rng.choice(AREAS),
         team=rng.choice(ind.teams),
         employment=employment,
-        pay=draw_pay(rng, role, level, employment),
+        pay=draw_pay(rng, role, level, employment, rng.uniform(0.5, 2.0) if varied else 1.0),
         duties=[d[lang] for d in rng.sample(role.duties, rng.randint(3, len(role.duties)))],
         reqs=reqs,
         nice=pick(ind.nice, 1, 3),
@@ -409,8 +454,8 @@ def content_of(
     return "\n\n".join(sections)
 
 
-def posting(rng: random.Random, index: int) -> dict:
-    d = draw(rng, rng.random() < KO_SHARE, index)
+def posting(rng: random.Random, index: int, varied: bool = False, prefix: str = "sg") -> dict:
+    d = draw(rng, rng.random() < KO_SHARE, index, varied)
     lang = 1 if d.ko else 0
     title = title_of(d)
     company = company_name(rng, d)
@@ -462,7 +507,7 @@ def posting(rng: random.Random, index: int) -> dict:
             del meta[key]
     meta = {k: v for k, v in meta.items() if v is not None or rng.random() < 0.3}  # some explicit nulls stay
     record = {
-        "id": f"sg-{index:05d}",
+        "id": f"{prefix}-{index:05d}",
         "title": title,
         "content": content,
         "created_at": d.created,
@@ -471,6 +516,17 @@ def posting(rng: random.Random, index: int) -> dict:
     if rng.random() < 0.03:
         del record["meta"]
     return record
+
+
+def varied_postings(seed: int, n: int) -> list[dict]:
+    """`n` more postings like the bundled ones, for training only, whose facts are drawn independently:
+    made-up companies, pay spread over 0.5-2x the role's, contacts and dates at random. Seeded (the same
+    `seed` and `n` give the same records) and made at `jai prepare` time, so nothing large is committed.
+
+    Why: 270 training postings let a model lower its loss by reciting the tables' few companies and each
+    role's one pay range; facts that no table predicts can only be learned by copying them from [DOC]."""
+    rng = random.Random(f"varied/{seed}")  # str seeds hash with SHA-512: stable across runs and machines
+    return [posting(rng, i, varied=True, prefix="gen") for i in range(1, n + 1)]
 
 
 def as_mojibake(text: str) -> str:

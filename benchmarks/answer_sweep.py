@@ -1,0 +1,201 @@
+"""Answer quality against training tokens, for many training settings at once: the measurement behind
+`jai run`'s defaults (docs/quality.md).
+
+    python -m jai.benchmarks.answer_sweep --grid copy --device cuda --parallel 4 --out sweep
+    python -m jai.benchmarks.answer_sweep --grid copy --device cpu --parallel 1 --only s4-varied-2M
+
+Each run is a plain `jai train` with its whole schedule planned for its token budget (warmup and cosine
+end at --max-steps), then a plain `jai eval` of the result: a run at 2M tokens is not a checkpoint of
+the 4M run, it is what a user who has 2M tokens' time gets. Runs share nothing but the prepared data, so
+they can run side by side (--parallel) on a GPU. Every result lands in <out>/results.jsonl as it comes,
+so an interrupted sweep keeps what it measured and reruns only the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CONTEXT = 256
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    data: str  # a key of DATA
+    n_layer: int
+    n_head: int
+    n_embd: int
+    tokens: int  # the budget: max_steps = tokens / (batch x context)
+    lr: float = 2e-3
+    batch: int = 8
+    mask_prompt: bool = False
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def steps(self) -> int:
+        return max(10, round(self.tokens / (self.batch * CONTEXT)))
+
+
+# name -> `jai prepare` arguments (the bundled sample is always the first input)
+DATA = {
+    "bundled": [],
+    "varied": ["--varied", "3000"],
+    "varied10k": ["--varied", "10000"],
+}
+
+SHAPES = {"s3": (3, 3, 192), "s4": (4, 4, 256), "s6": (6, 6, 384)}
+
+
+def copy_grid() -> list[Run]:
+    """Does copying appear, and what brings it: data, loss on answers, shape, learning rate, tokens."""
+    runs = []
+    for tokens in (1_000_000, 2_000_000, 4_000_000):
+        m = f"{tokens // 1_000_000}M"
+        for data in ("bundled", "varied"):
+            runs.append(Run(f"s4-{data}-{m}", data, *SHAPES["s4"], tokens))
+        runs.append(Run(f"s4-varied-mask-{m}", "varied", *SHAPES["s4"], tokens, mask_prompt=True))
+        for shape in ("s3", "s6"):
+            runs.append(Run(f"{shape}-varied-{m}", "varied", *SHAPES[shape], tokens))
+    for lr in (1e-3, 4e-3):
+        runs.append(Run(f"s4-varied-lr{lr:g}-2M", "varied", *SHAPES["s4"], 2_000_000, lr=lr))
+    runs.append(Run("s6-varied-lr1e-3-2M", "varied", *SHAPES["s6"], 2_000_000, lr=1e-3))
+    runs.append(Run("s4-varied-b16-4M", "varied", *SHAPES["s4"], 4_000_000, batch=16))
+    runs.append(Run("s4-varied-8M", "varied", *SHAPES["s4"], 8_000_000))
+    runs.append(Run("s6-varied-8M", "varied", *SHAPES["s6"], 8_000_000))
+    runs.append(Run("s4-varied10k-4M", "varied10k", *SHAPES["s4"], 4_000_000))
+    runs.append(Run("s4-varied10k-8M", "varied10k", *SHAPES["s4"], 8_000_000))
+    return runs
+
+
+def smoke_grid() -> list[Run]:
+    """Two tiny runs: the sweep itself works (tests, and a first look on a new machine)."""
+    return [Run("smoke-a", "bundled", 1, 2, 64, 20_000), Run("smoke-b", "bundled", 1, 2, 64, 20_000, lr=1e-2)]
+
+
+GRIDS = {"copy": copy_grid, "smoke": smoke_grid}
+
+
+class Datasets:
+    """Every data set the runs need, prepared side by side in the background; a run waits for its own."""
+
+    def __init__(self, out: Path, jai: list[str], names: set[str]) -> None:
+        self.out, self.lock, self.procs = out, threading.Lock(), {}
+        for name in names:
+            target = out / "data" / name
+            if not (target / "meta.json").is_file():
+                cmd = [*jai, "prepare", "--out", str(target), *DATA[name]]
+                self.procs[name] = subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                )
+
+    def ready(self, name: str) -> Path:
+        with self.lock:
+            proc = self.procs.pop(name, None)
+            if proc is not None:
+                _, err = proc.communicate()
+                if proc.returncode:
+                    raise RuntimeError(f"jai prepare for {name!r} failed:\n{err}")
+        return self.out / "data" / name
+
+
+def train_and_eval(run: Run, out: Path, data: Path, jai: list[str], device: str, answers: int) -> dict:
+    run_dir = out / "runs" / run.name
+    cmd = [
+        *jai, "train", "--backend", "torch", "--device", device, "--dtype", "float32",
+        "--data", str(data), "--out", str(run_dir),
+        "--n-layer", str(run.n_layer), "--n-head", str(run.n_head), "--n-embd", str(run.n_embd),
+        "--batch-size", str(run.batch), "--max-steps", str(run.steps),
+        "--lr", f"{run.lr:g}", "--min-lr", f"{run.lr / 10:g}", "--warmup-steps", str(max(1, run.steps // 10)),
+        "--eval-interval", str(run.steps), "--eval-batches", "4", "--ckpt-interval", str(run.steps),
+        "--align-samples", "--mask-prompt" if run.mask_prompt else "--no-mask-prompt", "--no-progress",
+        *run.extra,
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    train_s = time.perf_counter() - t0
+    result = run_dir / "eval.json"
+    subprocess.run(
+        [*jai, "eval", str(run_dir), "--device", device, "--answers", str(answers), "--loss-tokens", "16384",
+         "--json", str(result), "--no-progress"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    scores = json.loads(result.read_text(encoding="utf-8"))
+    a = scores["answers"]
+    return {
+        **asdict(run),
+        "steps": run.steps,
+        "train_seconds": round(train_s, 1),
+        "val_loss": scores["loss"]["loss"],
+        "fields_exact": a["fields"]["exact"],
+        "fields_f1": a["fields"]["f1"],
+        "long_f1": a["long"]["f1"],
+        "all_f1": a["all"]["f1"],
+        "all_exact": a["all"]["exact"],
+        "repeated": a["repeated"],
+        "by_kind": {k: [v["exact"], v["f1"]] for k, v in a["by_kind"].items()},
+        "samples": [
+            {k: s[k] for k in ("kind", "lang", "prediction", "reference")} for s in scores["samples"][:40]
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--grid", choices=GRIDS, default="copy")
+    p.add_argument("--only", nargs="*", help="run only these names")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--parallel", type=int, default=1, help="runs at once (a GPU takes several)")
+    p.add_argument("--answers", type=int, default=176, help="held-out questions per evaluation")
+    p.add_argument("--out", type=Path, default=Path("sweep"))
+    args = p.parse_args(argv)
+
+    script = Path(sys.executable).parent / "jai"  # the console script beside this Python
+    jai = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "import sys; from jai.cli import main; sys.exit(main())"]
+    )
+    runs = [r for r in GRIDS[args.grid]() if not args.only or r.name in args.only]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / "results.jsonl"
+    done = set()
+    if results.exists():
+        done = {json.loads(line)["name"] for line in results.read_text(encoding="utf-8").splitlines()}
+    runs = [r for r in runs if r.name not in done]
+    datasets = Datasets(args.out, jai, {r.data for r in runs})
+    # The longest runs first, so the pool does not end waiting on one of them.
+    runs.sort(key=lambda r: -r.tokens * r.n_embd)
+
+    def one(run: Run) -> None:
+        try:
+            row = train_and_eval(run, args.out, datasets.ready(run.data), jai, args.device, args.answers)
+        except subprocess.CalledProcessError as e:
+            print(f"{run.name}: failed\n{e.stderr[-2000:]}", flush=True)
+            return
+        except RuntimeError as e:
+            print(f"{run.name}: {e}", flush=True)
+            return
+        with results.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(
+            f"{run.name:<24} {row['train_seconds']:>6.0f}s loss {row['val_loss']:.3f} fields exact "
+            f"{row['fields_exact']:.3f} f1 {row['fields_f1']:.3f} long f1 {row['long_f1']:.3f} "
+            f"repeated {row['repeated']:.2f}",
+            flush=True,
+        )
+
+    with ThreadPoolExecutor(args.parallel) as pool:
+        list(pool.map(one, runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
