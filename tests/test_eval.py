@@ -14,6 +14,7 @@ import pytest
 from jai import eval as scoring
 from jai.config import GPTConfig
 from jai.data.prepare import prepare
+from jai.data.qa import KINDS
 from jai.tokenizer import Tokenizer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"
@@ -79,7 +80,7 @@ def test_heldout_questions_are_the_validation_split(data_dir: Path, heldout: lis
     tok = Tokenizer.load(data_dir / "tokenizer.json")
     ids = [i for s in heldout for i in (tok.bos_id, *tok.encode(s.text), tok.eos_id)]
     assert np.array_equal(np.fromfile(data_dir / "val.bin", dtype=np.uint16), np.array(ids, dtype=np.uint16))
-    assert {s.kind for s in heldout} == {"summary", "requirements", "conditions", "apply", "duties"}
+    assert {s.kind for s in heldout} == set(KINDS)  # the long answers and every field question
     assert {s.lang for s in heldout} == {"ko", "en"}
 
 
@@ -89,6 +90,8 @@ def test_copying_the_references_scores_one(heldout: list) -> None:
     right = [scoring.Answer(s.kind, s.lang, s.answer, s.answer) for s in heldout]
     scores = scoring.score_answers(right)
     assert scores["all"] == {"n": len(heldout), "exact": 1.0, "f1": 1.0}
+    assert scores["fields"]["exact"] == 1.0 and scores["fields"]["n"] > scores["long"]["n"] > 0
+    assert scores["repeated"] == 0.0
     assert all(
         v["exact"] == 1.0 and v["f1"] == 1.0
         for v in [*scores["by_kind"].values(), *scores["by_lang"].values()]
@@ -203,3 +206,17 @@ def test_missing_data_is_one_clear_error(untrained: Path, data_dir: Path, tmp_pa
         scoring.heldout_samples(meta, Tokenizer.load(data_dir / "tokenizer.json"))
     args = [str(untrained), "--data", str(moved), "--backend", "torch", "--device", "cpu", "--no-progress"]
     assert cli.main(["eval", *args, "--answers", "0", "--loss-tokens", "100"]) == 0  # the loss alone
+
+
+def test_repeated_counts_lines_said_more_often_than_the_reference() -> None:
+    ref = "Salary: SGD 4,000 - 6,000 per month\nEmployment type: Full-time"
+    looping = "Employment type: Full-time\n" * 6
+    assert scoring.repeats_a_line(looping, ref)
+    assert not scoring.repeats_a_line(ref, ref)
+    assert not scoring.repeats_a_line("- a\n- a", "- a\n- a")  # the reference repeats it too
+    assert not scoring.repeats_a_line("x\n\n\n\ny", "x\ny")  # blank lines do not count
+    scores = scoring.score_answers(
+        [scoring.Answer("conditions", "en", looping, ref), scoring.Answer("salary", "en", ref[:35], ref[:35])]
+    )
+    assert scores["repeated"] == 0.5
+    assert scores["fields"] == {"n": 1, "exact": 1.0, "f1": 1.0}
