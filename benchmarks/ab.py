@@ -113,7 +113,7 @@ def decode_steps(
     """One greedy KV-cached generation of `new` tokens from the same prompts, today and at REV."""
     import numpy as np
 
-    from jai.sampling import SamplingConfig
+    from jai.inference.sampling import SamplingConfig
 
     if twin == "mlx":
         import jai_mlx  # noqa: F401 - the fast BLAS

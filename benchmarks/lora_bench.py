@@ -5,7 +5,7 @@ c_fc`) on seeded random tokens, in a process of its own so that its peak memory 
 kinds alternate over `ROUNDS` rounds (full, LoRA, full, LoRA, ...), so a machine that gets busier
 during the part slows both alike; the report gives the median of the rounds and their range.
 
-- trainable parameters: counted from the config (jai/lora.py's adapter shapes), not measured.
+- trainable parameters: counted from the config (jai/checkpoint/lora.py's adapter shapes), not measured.
 - step time: the median of each run's steps after the first few (metrics.jsonl; evaluation and saving
   excluded), from tokens/s.
 - peak memory: the process's peak RSS. On the CPU that is the model, the optimizer, activations and the
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jai.benchmarks.scaling import BIN, WARM_STEPS, write_data
-from jai.lora import LoraConfig, adapter_shapes
+from jai.checkpoint.lora import LoraConfig, adapter_shapes
 
 ROUNDS = 2
 LORA = LoraConfig(rank=8, alpha=16.0, targets=("c_attn", "c_proj", "c_fc"))

@@ -186,7 +186,7 @@ def rounds(spec: dict[str, Any], progress) -> dict[str, Any]:
 
 
 def infer(spec: dict[str, Any], progress) -> dict[str, Any]:
-    from jai.sampling import SamplingConfig
+    from jai.inference.sampling import SamplingConfig
     from jai_mlx.generate import generate_tokens
 
     cfg = GPTConfig(**spec["config"])

@@ -26,9 +26,9 @@ import numpy as np
 from tqdm import tqdm
 
 from jai.benchmarks.plan import TWINS, Job, Settings
-from jai.quant import QuantSpec
-from jai.quant_file import quantize_checkpoint
-from jai.weights import WEIGHTS_FILE, read_config
+from jai.checkpoint.quant import QuantSpec
+from jai.checkpoint.quant_file import quantize_checkpoint
+from jai.checkpoint.weights import WEIGHTS_FILE, read_config
 
 MODELS = {"float": None, "8-bit": QuantSpec(8), "4-bit": QuantSpec(4)}
 BATCHES = (1, 8)

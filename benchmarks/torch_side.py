@@ -229,7 +229,7 @@ def infer(spec: dict[str, Any], progress) -> dict[str, Any]:
     reset_peak(device)
 
     if spec["runner"] == "jai_torch":
-        from jai.sampling import SamplingConfig
+        from jai.inference.sampling import SamplingConfig
         from jai_torch.generate import generate_tokens
 
         prompt_list = prompts.tolist()

@@ -1,7 +1,7 @@
 """`jai convert`: move weights between JAI checkpoints, Hugging Face GPT-2, nanoGPT and PyTorch state dicts.
 
-Also runs as `python -m jai.convert.cli`. Errors are reported by the `jai` dispatcher (jai/cli.py), one
-line on stderr, as in every command.
+Also runs as `python -m jai.convert.cli`. Errors are reported by the `jai` dispatcher (jai/cli/__init__.py),
+one line on stderr, as in every command.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Import a Hugging Face GPT-2 directory into a JAI checkpoint directory, with NumPy and safetensors only.
 
-A JAI checkpoint already *is* a GPT-2 hub directory (see jai/weights.py): `transformers` and `mlx-lm`
-open it as is, so there is no `export_hf` — point them at the JAI directory. This module goes the
+A JAI checkpoint already *is* a GPT-2 hub directory (see jai/checkpoint/weights.py): `transformers` and
+`mlx-lm` open it as is, so there is no `export_hf` — point them at the JAI directory. This module goes the
 other way, and cleans up what the hub layout allows but JAI does not store:
 
 - keys with or without the `transformer.` prefix, and `torch.compile`'s `_orig_mod.`, are accepted;
@@ -13,7 +13,7 @@ other way, and cleans up what the hub layout allows but JAI does not store:
 - bos/eos/pad ids outside the vocabulary (GPT2Config's default 50256 on a small model) are dropped with a
   note: transformers loads such a model, so JAI does too;
 - every tensor's shape is checked against the config before anything is written, and the directory is
-  written atomically (jai.weights.save_checkpoint), with tokenizer.json when the source has one.
+  written atomically (jai.checkpoint.weights.save_checkpoint), with tokenizer.json when the source has one.
 
 Weights come from `model.safetensors` (or a sharded `model.safetensors.index.json`), read without any
 framework. A directory holding only `pytorch_model.bin` is read with `torch.load(weights_only=True)`,
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from jai import hf_files, weights
+from jai.checkpoint import hf_files, weights
 from jai.config import GPTConfig
 from jai.convert import ConversionError
 
@@ -296,7 +296,7 @@ def clean_tensors(tensors: dict[str, Tensor], source: str) -> dict[str, Tensor]:
 
 
 def check_shapes(tensors: dict[str, Tensor], cfg: GPTConfig, source: str | os.PathLike) -> None:
-    """Every tensor present, none extra, each of the config's shape (jai.weights' messages)."""
+    """Every tensor present, none extra, each of the config's shape (jai.checkpoint.weights' messages)."""
     found = {name: ("F32", t.shape) for name, t in tensors.items()}  # dtypes are settled separately
     weights.check_tensors(found, cfg, Path(source))
 
@@ -412,7 +412,7 @@ def check_destination(out: Path, overwrite: bool, directory: bool = True) -> Non
         raise ConversionError(f"{out}: exists and is not {want}; refusing to replace it")
     if directory:
         ours = {weights.CONFIG_FILE, weights.WEIGHTS_FILE, weights.TOKENIZER_FILE}
-        if _written_by_jai(out):  # then its tokenizer_config.json etc. are ours too (jai.hf_files)
+        if _written_by_jai(out):  # then its tokenizer_config.json etc. are ours too (jai.checkpoint.hf_files)
             ours |= set(hf_files.FILES)
         other = sorted(f.name for f in out.iterdir() if f.name not in ours)
         if other:
@@ -437,8 +437,8 @@ def write_checkpoint(
 ) -> Path:
     """Write a JAI checkpoint directory atomically from tensors already in JAI names and file layout.
 
-    The weights file is checked against the contract (jai.weights) inside the temporary directory, so a
-    bad file is never moved into place.
+    The weights file is checked against the contract (jai.checkpoint.weights) inside the temporary directory,
+    so a bad file is never moved into place.
     """
     ordered = {name: tensors[name] for name in weights.tensor_shapes(cfg)}
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from jai import weights
+from jai.checkpoint import weights
 from jai.config import GPTConfig
 from jai.convert import ConversionError
 from jai.convert.hf import (

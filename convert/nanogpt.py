@@ -27,8 +27,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jai import weights
 from jai.atomic import atomic_file
+from jai.checkpoint import weights
 from jai.config import ConfigError, GPTConfig
 from jai.convert import ConversionError
 from jai.convert.hf import (

@@ -38,7 +38,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def name_the_file(dest: Path, e: BaseException) -> OSError | None:
-    """Make a file-system failure that names no file name `dest`, so the user reads where (jai/cli.py).
+    """Make a file-system failure that names no file name `dest`, so the user reads where
+    (jai/cli/__init__.py).
 
     A full disk is an OSError without a file name from write() or fsync() (named here in place), or a
     SafetensorError "... (os error 28)" from safetensors (returned as the OSError it stands for)."""

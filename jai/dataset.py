@@ -236,7 +236,7 @@ class BatchSampler:
     x = data[i : i+T] and y = data[i+1 : i+T+1] (the next token at every position), as int32 arrays
     of shape [batch_size, block_size]: numpy, so each twin converts them to its own arrays.
 
-    Data-parallel training (jai/distributed.py): every one of `world_size` processes holds the same
+    Data-parallel training (jai/training/distributed.py): every one of `world_size` processes holds the same
     generator, draws the whole global batch of world_size x batch_size offsets from it, and keeps the
     rows of its `rank`. So N processes with batch B see exactly the batches one process with batch N x B
     sees, in the same order, and the state (the generator's) is the same on every rank. World size 1 is
@@ -321,7 +321,7 @@ class BatchSampler:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         # Another batch shape or data length would draw different windows from the same generator
         # state: refuse rather than resume into a silently different stream. The world size may change
-        # as long as the global batch does not (see jai/distributed.py).
+        # as long as the global batch does not (see jai/training/distributed.py).
         for key, mine in (
             ("batch_size", self.global_batch_size),
             ("block_size", self.block_size),

@@ -1,5 +1,5 @@
-"""Every error a user can cause derives from `JaiError`; the `jai` dispatcher (jai/cli.py) alone turns
-one into a line on stderr and an exit code, so the same kind of mistake exits the same way in every
+"""Every error a user can cause derives from `JaiError`; the `jai` dispatcher (jai/cli/__init__.py) alone
+turns one into a line on stderr and an exit code, so the same kind of mistake exits the same way in every
 command. Tracebacks are left for bugs.
 
 Exit codes: 2 for bad input (a flag, a file, a field, a tensor: fix it and run again), 1 for a run that

@@ -1,4 +1,5 @@
-"""Save and load the shared checkpoint format (jai/weights.py) from MLX. Twin: jai_torch/checkpoint.py."""
+"""Save and load the shared checkpoint format (jai/checkpoint/weights.py) from MLX.
+Twin: jai_torch/checkpoint.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from jai import weights
+from jai.checkpoint import weights
+from jai.checkpoint.quant import read_spec
 from jai.config import GPTConfig
-from jai.quant import read_spec
 from jai_mlx.model import GPT
 from jai_mlx.quant import load_model as load_quantized
 

@@ -1,4 +1,5 @@
-"""Data-parallel training in MLX. Twin: jai_torch/distributed.py; the shared half is jai/distributed.py.
+"""Data-parallel training in MLX. Twin: jai_torch/distributed.py; the shared half is
+jai/training/distributed.py.
 
 mlx.launch starts the processes and tells each its place (MLX_RANK and a hostfile for the ring backend,
 the NCCL or MPI settings for the others); `init` joins them in MLX's global group. The training step
@@ -7,7 +8,7 @@ optimizer update), and `share_weights` gives every process rank 0's weights at t
 process starts from and keeps the same model.
 
 MLX's collectives take no timeout: a peer that dies mid-collective can leave the others waiting. mlx.launch
-stops every process when one exits with an error, and jai/distributed.py's watchdog ends a process
+stops every process when one exits with an error, and jai/training/distributed.py's watchdog ends a process
 that makes no progress for JAI_DIST_TIMEOUT seconds, so the run comes down either way.
 """
 

@@ -1,4 +1,4 @@
-"""Per-token losses for `jai eval` (jai/eval.py), in MLX. Twin: jai_torch/evaluate.py."""
+"""Per-token losses for `jai eval` (jai/evaluation/scoring.py), in MLX. Twin: jai_torch/evaluate.py."""
 
 from __future__ import annotations
 

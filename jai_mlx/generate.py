@@ -1,8 +1,9 @@
-"""What the shared decoding loop (jai/decode.py) asks of the MLX twin. Twin: jai_torch/generate.py.
+"""What the shared decoding loop (jai/inference/decode.py) asks of the MLX twin. Twin:
+jai_torch/generate.py.
 
 The loop — which rows run, prefill and decode, the sliding context, stopping — is written once in
-jai/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_mlx.generate` reads as it
-always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
+jai/inference/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_mlx.generate` reads
+as it always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
 the sampling ops (top-k, top-p, argmax, a draw) and the random stream. MLX is lazy: a step's work runs when
 its tokens are read (`to_host`), and the model is put in eval mode (no dropout).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from jai.decode import generate, generate_tokens  # noqa: F401  (the loop, shared by both twins)
+from jai.inference.decode import generate, generate_tokens  # noqa: F401  (the loop, shared by both twins)
 from jai_mlx.model import GPT, KVCache, make_cache
 
 
@@ -24,7 +25,8 @@ def top_k_filter(logits: mx.array, k: int) -> mx.array:
 
 
 def top_p_filter(logits: mx.array, p: float) -> mx.array:
-    """Logits [B, vocab] with all but each row's nucleus (see jai.decode.filter_logits) set to -inf."""
+    """Logits [B, vocab] with all but each row's nucleus (see jai.inference.decode.filter_logits) set to
+    -inf."""
     if p >= 1.0:
         return logits
     order = mx.argsort(-logits, axis=-1)
@@ -59,7 +61,7 @@ def thread_stream(device: mx.Device) -> mx.ThreadLocalStream:
 
 
 class Backend:
-    """The MLX model as jai/decode.py's `Backend`: logits, cache, sampling ops, host transfer."""
+    """The MLX model as jai/inference/decode.py's `Backend`: logits, cache, sampling ops, host transfer."""
 
     def __init__(self, model: GPT) -> None:
         self.model = model.eval()

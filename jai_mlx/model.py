@@ -1,8 +1,8 @@
 """GPT-2 in MLX. Its twin is jai_torch/model.py: `diff` the two to see only framework differences.
 
-Parameter names are the checkpoint's names (jai/weights.py), so loading is a transpose of four matrices
-and nothing more. The head is tied to `wte` through `Embedding.as_linear`: there is no `lm_head`
-module, so there is nothing to untie, save twice or forget to re-tie.
+Parameter names are the checkpoint's names (jai/checkpoint/weights.py), so loading is a transpose of
+four matrices and nothing more. The head is tied to `wte` through `Embedding.as_linear`: there is
+no `lm_head` module, so there is nothing to untie, save twice or forget to re-tie.
 """
 
 from __future__ import annotations

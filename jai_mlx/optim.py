@@ -21,7 +21,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_map
 
 from jai.train_config import TrainConfig
-from jai.train_loop import eval_mode
+from jai.training.loop import eval_mode
 from jai_mlx import distributed
 from jai_mlx.model import GPT, loss_fn, masked_loss_fn
 

@@ -1,4 +1,4 @@
-"""Quantized checkpoints (jai/quant.py) in MLX. Twin: jai_torch/quant.py.
+"""Quantized checkpoints (jai/checkpoint/quant.py) in MLX. Twin: jai_torch/quant.py.
 
 MLX has the layers: `nn.QuantizedLinear` and `nn.QuantizedEmbedding` hold the packed codes, scales and
 biases exactly as the file stores them, multiply without ever materialising a float matrix, and the
@@ -14,14 +14,14 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 
-from jai import quant
-from jai.quant import QuantSpec
-from jai.weights import WEIGHTS_FILE
+from jai.checkpoint import quant
+from jai.checkpoint.quant import QuantSpec
+from jai.checkpoint.weights import WEIGHTS_FILE
 from jai_mlx.model import GPT
 
 
 def quantize_layers(model: GPT, spec: QuantSpec) -> GPT:
-    """Swap the model's matrices (jai.quant.quantized_layers) for quantized layers, in place."""
+    """Swap the model's matrices (jai.checkpoint.quant.quantized_layers) for quantized layers, in place."""
     layers = set(quant.quantized_layers(model.config))
     nn.quantize(
         model, group_size=spec.group_size, bits=spec.bits, class_predicate=lambda path, _: path in layers

@@ -1,8 +1,8 @@
 """What training needs from MLX. Twin: jai_torch/train.py; `diff` the two to see only framework differences.
 
-The loop itself is jai/train_loop.py, written once; this file is its `Trainer` for MLX: the model and
+The loop itself is jai/training/loop.py, written once; this file is its `Trainer` for MLX: the model and
 optimizer on a device, one optimizer step, evaluation, Adam's moments and the RNG in and out of the
-shared training-state format (jai/train_state.py).
+shared training-state format (jai/checkpoint/train_state.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from jai import train_state, weights
-from jai.run_plan import RunPlan
-from jai.train_state import MOMENTS, TrainState
+from jai.checkpoint import train_state, weights
+from jai.checkpoint.train_state import MOMENTS, TrainState
+from jai.training.plan import RunPlan
 from jai_mlx import checkpoint, distributed
 from jai_mlx.lora import adapter_tensors, apply_lora
 from jai_mlx.model import GPT
@@ -34,7 +34,7 @@ class Trainer:
     writer = checkpoint.WRITER
 
     def __init__(self, dev: mx.Device, device: str, dtype: str, description: str, compile: bool) -> None:
-        # made by jai.train_loop.make_trainer; MLX's step is always one compiled graph (mx.compile)
+        # made by jai.training.loop.make_trainer; MLX's step is always one compiled graph (mx.compile)
         self.dev, self.device, self.dtype, self.description = dev, device, dtype, description
 
     def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:

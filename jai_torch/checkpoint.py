@@ -1,4 +1,5 @@
-"""Save and load the shared checkpoint format (jai/weights.py) from PyTorch. Twin: jai_mlx/checkpoint.py."""
+"""Save and load the shared checkpoint format (jai/checkpoint/weights.py) from PyTorch.
+Twin: jai_mlx/checkpoint.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from jai import weights
+from jai.checkpoint import weights
+from jai.checkpoint.quant import read_spec
 from jai.config import GPTConfig
-from jai.quant import read_spec
 from jai_torch.model import GPT
 from jai_torch.quant import load_model as load_quantized
 

@@ -1,4 +1,5 @@
-"""Data-parallel training in PyTorch. Twin: jai_mlx/distributed.py; the shared half is jai/distributed.py.
+"""Data-parallel training in PyTorch. Twin: jai_mlx/distributed.py; the shared half is
+jai/training/distributed.py.
 
 torchrun starts the processes and tells each its place (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT); `init` joins them in one process group: gloo for CPU tensors, and NCCL for CUDA ones when

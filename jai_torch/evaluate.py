@@ -1,4 +1,4 @@
-"""Per-token losses for `jai eval` (jai/eval.py), in PyTorch. Twin: jai_mlx/evaluate.py."""
+"""Per-token losses for `jai eval` (jai/evaluation/scoring.py), in PyTorch. Twin: jai_mlx/evaluate.py."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""What the shared decoding loop (jai/decode.py) asks of the PyTorch twin. Twin: jai_mlx/generate.py.
+"""What the shared decoding loop (jai/inference/decode.py) asks of the PyTorch twin. Twin:
+jai_mlx/generate.py.
 
 The loop — which rows run, prefill and decode, the sliding context, stopping — is written once in
-jai/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_torch.generate` reads as it
-always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
+jai/inference/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_torch.generate` reads
+as it always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
 the sampling ops (top-k, top-p, argmax, a draw) and the random stream. Every step runs under
 `torch.inference_mode()`, and the model is put in eval mode (no dropout).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from jai.decode import generate, generate_tokens  # noqa: F401  (the loop, shared by both twins)
+from jai.inference.decode import generate, generate_tokens  # noqa: F401  (the loop, shared by both twins)
 from jai_torch.model import GPT, KVCache, make_cache
 
 
@@ -24,7 +25,8 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Logits [B, vocab] with all but each row's nucleus (see jai.decode.filter_logits) set to -inf."""
+    """Logits [B, vocab] with all but each row's nucleus (see jai.inference.decode.filter_logits) set to
+    -inf."""
     if p >= 1.0:
         return logits
     order = torch.argsort(logits, dim=-1, descending=True)
@@ -46,7 +48,8 @@ class Rng:
 
 
 class Backend:
-    """The PyTorch model as jai/decode.py's `Backend`: logits, cache, sampling ops, host transfer."""
+    """The PyTorch model as jai/inference/decode.py's `Backend`: logits, cache, sampling ops, host
+    transfer."""
 
     def __init__(self, model: GPT) -> None:
         self.model = model.eval()

@@ -1,4 +1,4 @@
-"""LoRA layers in PyTorch. Twin: jai_mlx/lora.py; the adapter's format is jai/lora.py's.
+"""LoRA layers in PyTorch. Twin: jai_mlx/lora.py; the adapter's format is jai/checkpoint/lora.py's.
 
 `apply_lora` swaps each adapted Linear for a `LoRALinear` holding the same weight and bias (frozen) and
 two new trainable matrices; every other parameter is frozen, so the optimizer sees the adapter alone.
@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from jai.lora import LoraConfig, adapted_layers
+from jai.checkpoint.lora import LoraConfig, adapted_layers
 from jai_torch.model import GPT
 
 
@@ -31,7 +31,8 @@ class LoRALinear(nn.Linear):
 
 
 def apply_lora(model: GPT, lora: LoraConfig, adapter: dict[str, np.ndarray]) -> None:
-    """Adapt `model` in place with the adapter's tensors (twins' names, jai/lora.py); freeze the rest."""
+    """Adapt `model` in place with the adapter's tensors (twins' names, jai/checkpoint/lora.py); freeze the
+    rest."""
     model.requires_grad_(False)
     for name in adapted_layers(model.config, lora):
         parent, _, attr = name.rpartition(".")

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from jai.train_config import TrainConfig
-from jai.train_loop import eval_mode
+from jai.training.loop import eval_mode
 from jai_torch import distributed
 from jai_torch.model import GPT, loss_fn, masked_loss_fn
 

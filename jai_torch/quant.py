@@ -1,4 +1,4 @@
-"""Quantized checkpoints (jai/quant.py) in PyTorch. Twin: jai_mlx/quant.py.
+"""Quantized checkpoints (jai/checkpoint/quant.py) in PyTorch. Twin: jai_mlx/quant.py.
 
 PyTorch has no affine group-quantized layers, so these dequantize on the fly: the codes stay in memory
 as uint8 (a quarter of float32; unpacked from the file's uint32 words once, at load), and each forward
@@ -16,9 +16,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from jai import quant
-from jai.quant import QuantSpec
-from jai.weights import WEIGHTS_FILE
+from jai.checkpoint import quant
+from jai.checkpoint.quant import QuantSpec
+from jai.checkpoint.weights import WEIGHTS_FILE
 from jai_torch.model import GPT
 
 
@@ -64,7 +64,7 @@ class QuantizedEmbedding(_Quantized):
 
 
 def quantize_layers(model: GPT, spec: QuantSpec) -> GPT:
-    """Swap the model's matrices (jai.quant.quantized_layers) for quantized layers, in place."""
+    """Swap the model's matrices (jai.checkpoint.quant.quantized_layers) for quantized layers, in place."""
     for path in quant.quantized_layers(model.config):
         parent_path, _, name = path.rpartition(".")
         parent = model.get_submodule(parent_path) if parent_path else model
@@ -75,7 +75,8 @@ def quantize_layers(model: GPT, spec: QuantSpec) -> GPT:
 
 
 def unpack(words: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """uint32 words [rows, n] -> uint8 codes [rows, n * 32 / bits], low bits first (as jai.quant_pack)."""
+    """uint32 words [rows, n] -> uint8 codes [rows, n * 32 / bits], low bits first (as
+    jai.checkpoint.quant_pack)."""
     w = words.view(torch.int32)  # torch shifts int32 (the mask below drops the sign extension)
     shifts = torch.arange(0, 32, spec.bits, dtype=torch.int32)
     return ((w[..., None] >> shifts) & (2**spec.bits - 1)).flatten(-2).to(torch.uint8)

@@ -1,8 +1,8 @@
 """What training needs from PyTorch. Twin: jai_mlx/train.py; `diff` the two to see only framework differences.
 
-The loop itself is jai/train_loop.py, written once; this file is its `Trainer` for PyTorch: the model and
+The loop itself is jai/training/loop.py, written once; this file is its `Trainer` for PyTorch: the model and
 optimizer on a device, one optimizer step, evaluation, Adam's moments and the RNG in and out of the
-shared training-state format (jai/train_state.py).
+shared training-state format (jai/checkpoint/train_state.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from jai import train_state, weights
-from jai.run_plan import RunPlan
-from jai.train_state import MOMENTS, TrainState
+from jai.checkpoint import train_state, weights
+from jai.checkpoint.train_state import MOMENTS, TrainState
+from jai.training.plan import RunPlan
 from jai_torch import checkpoint, distributed
 from jai_torch.lora import adapter_tensors, apply_lora
 from jai_torch.model import GPT
@@ -33,7 +33,8 @@ class Trainer:
     writer = checkpoint.WRITER
 
     def __init__(self, dev: torch.device, device: str, dtype: str, description: str, compile: bool) -> None:
-        # made by jai.train_loop.make_trainer; compile: torch.compile the forward pass (jai train --compile)
+        # made by jai.training.loop.make_trainer; compile: torch.compile the forward pass (jai train
+        # --compile)
         self.dev, self.device, self.dtype, self.description = dev, device, dtype, description
         self.compile = compile
 

@@ -1,5 +1,5 @@
-"""The batch engine (jai/batching.py) on a real tiny model in both twins: a request's greedy tokens are
-the same alone and in a batch (joining at once, or mid-way), queued and running requests can be
+"""The batch engine (jai/inference/batching.py) on a real tiny model in both twins: a request's greedy tokens
+are the same alone and in a batch (joining at once, or mid-way), queued and running requests can be
 cancelled, a full queue says so, and closing cancels what is left."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import threading
 import pytest
 import torch
 
-from jai.batching import BatchEngine, EngineClosed, QueueFull
 from jai.config import GPTConfig
-from jai.decode import backend_for, generate_tokens
-from jai.sampling import SamplingConfig, SamplingError
+from jai.inference.batching import BatchEngine, EngineClosed, QueueFull
+from jai.inference.decode import backend_for, generate_tokens
+from jai.inference.sampling import SamplingConfig, SamplingError
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model

@@ -13,9 +13,9 @@ from mlx.utils import tree_flatten
 from safetensors.numpy import load_file as np_load
 from safetensors.numpy import save_file as np_save
 
-from jai import weights
+from jai.checkpoint import weights
+from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
-from jai.weights import CheckpointError
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_mlx import model as mlx_model
 from jai_torch import checkpoint as torch_ckpt

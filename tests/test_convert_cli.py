@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file as torch_load_st
 
 from jai import cli as jai_cli
-from jai import weights
+from jai.checkpoint import weights
 from jai.convert import cli
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model

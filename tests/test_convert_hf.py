@@ -15,12 +15,12 @@ from safetensors.torch import load_file as torch_load_st
 from safetensors.torch import save_file as torch_save_st
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from jai import hf_files, weights
+from jai.checkpoint import hf_files, weights
+from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError
 from jai.convert import ConversionError
 from jai.convert import hf as chf
 from jai.tokenizer import Tokenizer
-from jai.weights import CheckpointError
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_torch import checkpoint as torch_ckpt
 

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file as torch_load_st
 
 from jai import cli as jai_cli
-from jai import weights
+from jai.checkpoint import weights
 from jai.config import GPTConfig
 from jai.convert import ConversionError, mlxlm
 from jai.convert import hf as chf

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import transformers
 from safetensors.torch import load_file as torch_load_st
 
-from jai import weights
+from jai.checkpoint import weights
 from jai.config import GPTConfig
 from jai.convert import ConversionError
 from jai.convert import nanogpt as cn

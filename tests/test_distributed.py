@@ -1,4 +1,4 @@
-"""Data-parallel training, the framework-free half (jai/distributed.py, the sampler's sharding).
+"""Data-parallel training, the framework-free half (jai/training/distributed.py, the sampler's sharding).
 
 The launched runs (torchrun, mlx.launch) are in test_distributed_launch.py; this file checks the
 arithmetic they rest on, in-process and fast.
@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from jai import distributed
+from jai.checkpoint.weights import CheckpointError
 from jai.dataset import BatchSampler
-from jai.distributed import DistributedError, per_rank_batch
-from jai.weights import CheckpointError
+from jai.training import distributed
+from jai.training.distributed import DistributedError, per_rank_batch
 
 TOKENS = np.arange(5_000, dtype=np.uint16)
 
@@ -104,7 +104,7 @@ def test_the_watchdog_ends_a_process_that_makes_no_progress():
     """A rank stuck in a collective cannot raise; the watchdog ends it with a message and exit status 3."""
     code = (
         "import time\n"
-        "from jai.distributed import Watchdog\n"
+        "from jai.training.distributed import Watchdog\n"
         "dog = Watchdog(0.5, 1, lambda: 'The last checkpoint, out/ckpt, is intact.')\n"
         "for _ in range(3):\n"
         "    time.sleep(0.1); dog.beat()  # alive while it beats\n"

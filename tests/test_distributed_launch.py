@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jai import train_loop, train_state, weights
+from jai.checkpoint import train_state, weights
+from jai.checkpoint.train_state import read_train_state
 from jai.config import GPTConfig
-from jai.train_state import read_train_state
+from jai.training import loop as train_loop
 from tests.test_train import LOSS_TOL, QUIET, losses, make_data, records, small
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jai import eval as scoring
 from jai.config import GPTConfig
 from jai.data.prepare import prepare
 from jai.data.qa import KINDS
+from jai.evaluation import scoring
 from jai.tokenizer import Tokenizer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "jobs" / "postings.json"
@@ -150,7 +150,7 @@ def test_untrained_model_scores_near_zero_and_both_twins_agree(
     untrained: Path, data_dir: Path, tmp_path: Path
 ) -> None:
     pytest.importorskip("mlx.core")
-    from jai.eval_cli import evaluate_checkpoint, main
+    from jai.cli.eval import evaluate_checkpoint, main
 
     kwargs = {"max_answers": 10, "loss_tokens": 300, "batch_size": 4, "progress": False}
     results = {b: evaluate_checkpoint(untrained, data_dir, b, "cpu", **kwargs) for b in ("torch", "mlx")}

@@ -16,12 +16,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jai import cli, weights
+from jai import cli
+from jai.checkpoint import weights
+from jai.checkpoint.hf_files import CHAT_TEMPLATE
 from jai.config import GPTConfig
+from jai.convert.gguf import ActivationWarning, ExportError, export_gguf
 from jai.convert.hf import read_safetensors
 from jai.data.qa import build_prompt
-from jai.export_gguf import ActivationWarning, ExportError, export_gguf
-from jai.hf_files import CHAT_TEMPLATE
 from jai.tokenizer import SPECIAL_TOKENS, UNK, Tokenizer
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch.model import GPT

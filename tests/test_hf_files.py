@@ -12,10 +12,11 @@ import json
 
 import pytest
 
-from jai import cli, weights
+from jai import cli
+from jai.checkpoint import weights
+from jai.checkpoint.hf_files import FILES, GENERATION_CONFIG_FILE, hf_files
 from jai.config import GPTConfig
 from jai.data.qa import build_prompt, format_sample
-from jai.hf_files import FILES, GENERATION_CONFIG_FILE, hf_files
 from jai.tokenizer import SPECIAL_TOKENS
 from tests.eco_model import trained
 

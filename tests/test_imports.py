@@ -22,7 +22,7 @@ def test_shared_code_imports_neither_framework():
         for p in (ROOT / pkg).glob("*.py")
         if p.stem != "__init__"
     )
-    assert "jai.config" in shared and "jai.weights" in shared
+    assert "jai.config" in shared and "jai.checkpoint.weights" in shared
     code = f"import importlib, sys\nfor m in {shared!r}: importlib.import_module(m)\n" + (
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('mlx', 'torch'))\nprint(bad)"
     )

@@ -22,8 +22,9 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from jai import cli, lora, train_state
-from jai.lora import LoraConfig
+from jai import cli
+from jai.checkpoint import lora, train_state
+from jai.checkpoint.lora import LoraConfig
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_mlx import lora as mlx_lora
 from jai_torch import checkpoint as torch_ckpt
@@ -132,9 +133,9 @@ RUN = """
 import sys, time
 import torch
 torch.set_num_threads(1)
-from jai.lora import LoraConfig
+from jai.checkpoint.lora import LoraConfig
 from jai.train_config import TrainConfig
-from jai.train_loop import train
+from jai.training.loop import train
 data, out, base, mode, pause = sys.argv[1:]
 resume, pause = mode == "resume", float(pause)
 cfg = None if resume else TrainConfig(**{train})

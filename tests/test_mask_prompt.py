@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from jai import cli
+from jai.checkpoint.lora import LoraConfig
 from jai.config import GPTConfig
 from jai.data.prepare import prepare
 from jai.dataset import IGNORE, BatchSampler, TokenBin, answer_mask
-from jai.lora import LoraConfig
-from jai.run_plan import marker_ids
 from jai.tokenizer import Tokenizer
+from jai.training.plan import marker_ids
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model
 from tests.test_train import LOSS_TOL, QUIET, TWINS, losses, small
@@ -79,7 +79,7 @@ def test_mask_prompt_is_a_flag_resume_keeps(tmp_path, qa_data, capsys):
     steps = ["--batch-size", "2", "--max-steps", "4", "--eval-batches", "1", "--max-seconds", "0"]
     assert cli.main([*common, *shape, *steps, "--mask-prompt"]) == 0
     assert cli.main(["train", "--backend", "torch", "--out", str(out), "--resume", "--no-progress"]) == 0
-    from jai.train_state import read_state_json
+    from jai.checkpoint.train_state import read_state_json
 
     state = read_state_json(out / "ckpt")
     assert state.train_config.mask_prompt and state.step == 4

@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 import torch
 
-from jai import cli, quant_pack, weights
+from jai import cli
+from jai.checkpoint import quant_pack, weights
+from jai.checkpoint.quant import QuantError, QuantSpec
+from jai.checkpoint.quant_file import from_float32, quantize_checkpoint, to_float32
 from jai.config import GPTConfig
-from jai.quant import QuantError, QuantSpec
-from jai.quant_file import from_float32, quantize_checkpoint, to_float32
-from jai.sampling import SamplingConfig
+from jai.inference.sampling import SamplingConfig
 from jai.tokenizer import Tokenizer
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_mlx import generate as mlx_gen
@@ -246,7 +247,7 @@ def test_jai_sample_runs_a_quantized_checkpoint(capsys, quantized):
 
 
 def test_jai_serve_loads_a_quantized_checkpoint_in_both_twins(quantized, trained):
-    from jai.serve import load_generate_fn
+    from jai.inference.twins import load_generate_fn
 
     cfg = SamplingConfig(temperature=0.0, max_new_tokens=10)
     prompt = trained[1][:8].tolist()

@@ -95,9 +95,9 @@ def test_suggested_commands_call_the_jai_that_is_running(monkeypatch, tmp_path):
 
 def test_the_sample_command_jai_run_ends_with_works_as_printed(monkeypatch, tmp_path):
     """`jai run`'s last line, built from a prepared data dir, runs in a shell exactly as printed."""
+    from jai.cli.run import try_it
     from jai.data.prepare import BUNDLED_SAMPLE
-    from jai.eval import heldout_samples
-    from jai.run import try_it
+    from jai.evaluation.scoring import heldout_samples
     from jai.tokenizer import Tokenizer
     from tests.test_sample_cli import make_checkpoint
 

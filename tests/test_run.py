@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from jai import cli, run
+from jai import cli
+from jai.cli import run
 
 
 @pytest.mark.parametrize("backend", ["torch", "mlx"])

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from jai import cli, sample_cli
+from jai import cli
+from jai.cli import sample as sample_cli
+from jai.inference.sampling import SamplingConfig
+from jai.inference.twins import default_stop_ids
 from jai.prompt import build_prompt, fit_prompt
-from jai.sampling import SamplingConfig
 from jai.tokenizer import Tokenizer
-from jai.twins import default_stop_ids
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import generate as torch_gen
 from tests import serve_support
@@ -236,7 +237,7 @@ class NoServeExtra:  # as if the `serve` extra were not installed
         return None
 
 sys.meta_path.insert(0, NoServeExtra())
-import jai.run  # noqa: F401  (its twin loader must not need FastAPI either)
+import jai.cli.run  # noqa: F401  (its twin loader must not need FastAPI either)
 from jai.cli import main
 
 code = main(sys.argv[1:])
@@ -259,7 +260,7 @@ def test_sample_runs_with_fastapi_unimportable(ckpt, tok):
 
 SHOW_ENV = """
 import os, sys
-from jai.twins import load_twin
+from jai.inference.twins import load_twin
 load_twin(sys.argv[1], sys.argv[2], "cpu")
 print(os.environ.get(sys.argv[3]))
 """
@@ -275,7 +276,8 @@ print(os.environ.get(sys.argv[3]))
     ],
 )
 def test_loading_a_twin_stops_busy_waiting_threads_unless_the_user_chose(ckpt, backend, env, name, want):
-    """Idle BLAS / OpenMP threads that spin made decoding 10-100x slower on a busy machine (jai/twins.py)."""
+    """Idle BLAS / OpenMP threads that spin made decoding 10-100x slower on a busy machine
+    (jai/inference/twins.py)."""
     chosen = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS")
     base = {k: v for k, v in os.environ.items() if k not in chosen}
     proc = subprocess.run(

@@ -17,12 +17,12 @@ import httpx
 import openai
 import pytest
 
-from jai.decode import generate_tokens
+from jai.inference.decode import generate_tokens
+from jai.inference.sampling import SamplingConfig
+from jai.inference.twins import default_stop_ids
 from jai.prompt import fit_prompt
-from jai.sampling import SamplingConfig
 from jai.server.prompts import budget
 from jai.tokenizer import Tokenizer
-from jai.twins import default_stop_ids
 from jai_torch import checkpoint as torch_ckpt
 from tests.serve_support import LONG_TOKENS, POSTING, ServerProcess, health, make_checkpoint, wait_until
 

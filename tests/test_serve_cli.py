@@ -15,8 +15,9 @@ import httpx
 import openai
 import pytest
 
-from jai import cli, serve_cli
-from jai.serve import MAX_NEW_TOKENS_LIMIT
+from jai import cli
+from jai.cli import serve as serve_cli
+from jai.cli.serve import MAX_NEW_TOKENS_LIMIT
 from tests.serve_support import LONG_TOKENS, ServerProcess, health, make_checkpoint, wait_until
 
 

@@ -18,10 +18,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from jai import cli, train_cli, train_loop, train_state
+from jai import cli
+from jai.checkpoint import train_state
+from jai.cli import train as train_cli
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig
-from jai.train_loop import TrainingDiverged
+from jai.training import loop as train_loop
+from jai.training.loop import TrainingDiverged
 from jai_mlx import checkpoint as mlx_ckpt
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from jai import train_state, weights
+from jai.checkpoint import train_state, weights
 from tests.test_train import QUIET, TWINS, data, init_ckpt, losses, small  # noqa: F401
 
 BF16_TOL = 1e-2

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jai import cli, train_state
+from jai import cli
+from jai.checkpoint import train_state
+from jai.checkpoint.run_lock import LOCK_FILE, is_locked
 from jai.errors import JaiError
-from jai.run_lock import LOCK_FILE, is_locked
-from jai.train_loop import MAX_SANE_WEIGHT, TrainingDiverged
+from jai.training.loop import MAX_SANE_WEIGHT, TrainingDiverged
 from jai_torch import checkpoint as torch_ckpt
 from tests.test_sample_cli import make_checkpoint
 from tests.test_train import CFG, QUIET, ROOT, TWINS, data, make_data, small, weights_of  # noqa: F401
@@ -75,7 +76,7 @@ import torch
 torch.set_num_threads(1)
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig
-from jai.train_loop import train
+from jai.training.loop import train
 cfg = GPTConfig(vocab_size=97, block_size=8, n_layer=1, n_head=2, n_embd=32)
 steps = TrainConfig(batch_size=2, max_steps=12, eval_interval=1, eval_batches=1, ckpt_interval=3)
 log = lambda _: time.sleep(0.3)
@@ -183,8 +184,8 @@ def test_every_checkpoint_file_gets_the_usual_mode(tmp_path, data, twin):  # noq
 
 
 def test_readers_leave_a_live_runs_files_alone(tmp_path):
-    from jai.recovery import recover_checkpoint
-    from jai.run_lock import RunLock
+    from jai.checkpoint.recovery import recover_checkpoint
+    from jai.checkpoint.run_lock import RunLock
 
     run = tmp_path / "run"
     make_checkpoint(run)
@@ -210,7 +211,7 @@ def test_max_seconds_bounds_the_whole_call_evaluation_included(tmp_path, data, t
 
 
 def test_every_guard_error_is_a_jai_error():
-    from jai.run_lock import RunLocked
-    from jai.train_state import CheckpointWriteError
+    from jai.checkpoint.run_lock import RunLocked
+    from jai.checkpoint.train_state import CheckpointWriteError
 
     assert all(issubclass(e, JaiError) for e in (RunLocked, CheckpointWriteError, TrainingDiverged))

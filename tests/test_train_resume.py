@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from jai import train_state
-from jai.run_lock import LOCK_FILE
-from jai.weights import CheckpointError
+from jai.checkpoint import train_state
+from jai.checkpoint.run_lock import LOCK_FILE
+from jai.checkpoint.weights import CheckpointError
 from tests.test_train import (  # noqa: F401 - fixtures
     CFG,
     LOSS_TOL,
@@ -73,7 +73,7 @@ import torch
 torch.set_num_threads(1)
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig
-from jai.train_loop import train
+from jai.training.loop import train
 data, out, resume, pause = sys.argv[1], sys.argv[2], sys.argv[3] == "resume", float(sys.argv[4])
 cfg, train_cfg = (None, None) if resume else (GPTConfig(**{model}), TrainConfig(**{train}))
 # a sleep in the log (called at every evaluation, here every step) slows the run enough to kill it midway

@@ -1,7 +1,7 @@
 """The training-state format and the run's framework-free parts: checked without training anything.
 
-A training checkpoint is built here with numpy alone (jai/train_state.py never imports a framework),
-then read back, damaged in the ways real files get damaged, and opened by outside readers.
+A training checkpoint is built here with numpy alone (jai/checkpoint/train_state.py never imports a
+framework), then read back, damaged in the ways real files get damaged, and opened by outside readers.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from jai import recovery, run_plan, train_state, weights
+from jai.checkpoint import recovery, train_state, weights
+from jai.checkpoint.train_state import TrainState
+from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import DeviceError, default_backend, resolve_dtype
-from jai.metrics_log import MetricsLog
 from jai.train_config import TrainConfig
-from jai.train_state import TrainState
-from jai.weights import CheckpointError
+from jai.training import plan as run_plan
+from jai.training.metrics_log import MetricsLog
 from jai_mlx import device as mlx_device
 from jai_torch import device as torch_device
 from tests.test_train import CFG, make_data

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from jai.sampling import SamplingConfig, SamplingError
+from jai.inference.sampling import SamplingConfig, SamplingError
 from jai.server import prompts
 from jai.server.engine import Engine, EngineClosed, QueueFull
 from jai.server.guard import Guard
@@ -48,7 +48,7 @@ DEFAULT_MAX_NEW_TOKENS = SamplingConfig().max_new_tokens
 class Settings:
     model_name: str
     block_size: int  # the model's context
-    stop_ids: tuple[int, ...] = ()  # [EOS] and [/ANSWER] (jai.twins.default_stop_ids)
+    stop_ids: tuple[int, ...] = ()  # [EOS] and [/ANSWER] (jai.inference.twins.default_stop_ids)
     backend: str = ""
     max_new_tokens: int = 1024  # a request may ask for at most this many (422 beyond)
     max_body_bytes: int = 1 << 20  # 413 beyond

@@ -1,4 +1,4 @@
-"""What the server needs of a generation engine: jai/batching.py's `BatchEngine` has it.
+"""What the server needs of a generation engine: jai/inference/batching.py's `BatchEngine` has it.
 
 An engine runs generations in its own worker thread and reports each request's tokens through callbacks
 (called in that thread):
@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from jai.batching import EngineClosed, QueueFull
-from jai.sampling import SamplingConfig
+from jai.inference.batching import EngineClosed, QueueFull
+from jai.inference.sampling import SamplingConfig
 
 __all__ = ["Engine", "EngineClosed", "QueueFull"]
 

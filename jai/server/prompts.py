@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jai.inference.sampling import room
 from jai.prompt import fit_prompt
-from jai.sampling import room
 from jai.server.schemas import Message
 
 
@@ -51,7 +51,8 @@ def chars_per_token(tokenizer: Any) -> int | None:
 
 
 def budget(block_size: int, max_new_tokens: int) -> int:
-    """Prompt tokens that leave room to answer: the context minus `jai.sampling.room` (at most half)."""
+    """Prompt tokens that leave room to answer: the context minus `jai.inference.sampling.room` (at most
+    half)."""
     return block_size - room(block_size, max_new_tokens)
 
 

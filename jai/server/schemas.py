@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from jai.sampling import MAX_SEED, SamplingError, check_temperature
+from jai.inference.sampling import MAX_SEED, SamplingError, check_temperature
 
 MAX_STOPS = 4  # OpenAI's limit
 MAX_STOP_CHARS = 100
@@ -34,7 +34,7 @@ Text = Annotated[str, AfterValidator(valid_text)]
 
 
 def temperature_rule(t: float | None) -> float | None:
-    """jai.sampling's one rule for temperatures, as a 422 naming the field."""
+    """jai.inference.sampling's one rule for temperatures, as a 422 naming the field."""
     try:
         return None if t is None else check_temperature(t)
     except SamplingError as e:
@@ -72,7 +72,7 @@ class Sampling(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    temperature: Temperature = None  # None: JAI's default (jai.sampling.SamplingConfig)
+    temperature: Temperature = None  # None: JAI's default (jai.inference.sampling.SamplingConfig)
     top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
     top_k: int | None = Field(None, ge=1)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)

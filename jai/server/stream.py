@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from jai.sampling import SamplingConfig
+from jai.inference.sampling import SamplingConfig
 from jai.server.engine import Engine
 
 _DONE = object()

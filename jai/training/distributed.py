@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError
 from jai.errors import RunFailed
-from jai.weights import CheckpointError
 
 TIMEOUT_ENV = "JAI_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = (

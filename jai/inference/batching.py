@@ -1,14 +1,15 @@
 """Dynamic batching: requests from many threads, decoded together by one worker thread.
 
-    engine = BatchEngine(model, max_batch=8, max_waiting=64)   # model: either twin's (jai.twins.load_twin)
+    engine = BatchEngine(model, max_batch=8, max_waiting=64)   # model: either twin's
+    # (jai.inference.twins.load_twin)
     req = engine.submit(ids, SamplingConfig(...), on_token=f, on_done=g)   # any thread; returns at once
     req.cancel()  # or engine.cancel(req): queued or running, it is gone within one decode step
     req.result(timeout=None)          # block until done: the new token ids (stop id excluded)
     engine.stats()                    # {"running", "waiting", "max_batch", "max_waiting", counters...}
     engine.close(timeout=0.0)         # refuse new work; let the rest finish for `timeout` s, cancel the rest
 
-The worker runs jai/decode.py's `Batch`: between two decode steps it drops cancelled requests and lets
-waiting ones join (they are prefilled in that step); every running request then decodes in one batched
+The worker runs jai/inference/decode.py's `Batch`: between two decode steps it drops cancelled requests and
+lets waiting ones join (they are prefilled in that step); every running request then decodes in one batched
 forward pass, each row at its own position. A request's greedy tokens are the same alone or in a batch
 (the tests check it in both twins), and a seeded request draws from its own random stream.
 
@@ -25,7 +26,7 @@ for asyncio); an exception in one is logged and swallowed so the other requests 
 `submit` checks the prompt (SamplingError: empty, out of the vocabulary) in the caller's thread, raises
 `QueueFull` when every place in the batch is taken and `max_waiting` requests already wait (an HTTP
 server answers 429), and `EngineClosed` after `close`. A prompt longer than the context minus the room
-for max_new_tokens is cropped from the left (jai.sampling.crop_left): shorten documents before, with
+for max_new_tokens is cropped from the left (jai.inference.sampling.crop_left): shorten documents before, with
 jai.prompt.fit_prompt. One worker thread decodes: MLX and PyTorch are never driven from two at once.
 """
 
@@ -39,8 +40,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jai.decode import Batch, backend_for
-from jai.sampling import SamplingConfig, check_prompts
+from jai.inference.decode import Batch, backend_for
+from jai.inference.sampling import SamplingConfig, check_prompts
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,8 @@ class BatchEngine:
     """Decodes every running request together in one worker thread; see the module docstring."""
 
     def __init__(self, model: Any, max_batch: int = 8, max_waiting: int = 64, cache: bool = True) -> None:
-        """`model`: either twin's model (or a jai.decode Backend); `max_batch` requests decode at once,
-        up to `max_waiting` more wait for a place; `cache=False` recomputes every window (for tests)."""
+        """`model`: either twin's model (or a jai.inference.decode Backend); `max_batch` requests decode at
+        once, up to `max_waiting` more wait for a place; `cache=False` recomputes every window (for tests)."""
         if not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
         if not isinstance(max_waiting, int) or max_waiting < 0:

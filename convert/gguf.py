@@ -14,7 +14,7 @@ write, this writes directly from the checkpoint, with NumPy only:
   prompt, and the pre-tokenizer "gpt-2". llama.cpp's converter recognises a pre-tokenizer by hashing the
   ids of a fixed text, which a freshly trained vocabulary never matches; JAI's tokenizer splits text with
   GPT-2's own regex, so "gpt-2" is the right one and is written here by name;
-- the context length, and the chat template of jai.hf_files.
+- the context length, and the chat template of jai.checkpoint.hf_files.
 
 An Ollama `Modelfile` is written beside the GGUF file: `FROM` it, the prompt format as a `TEMPLATE`
 (the posting as the system message, the question as the prompt), `num_ctx` set to the model's context
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from jai import weights
 from jai.atomic import atomic_file, write_text_atomic
+from jai.checkpoint import weights
+from jai.checkpoint.hf_files import CHAT_TEMPLATE
 from jai.config import GPTConfig
 from jai.errors import InputError
-from jai.hf_files import CHAT_TEMPLATE
 from jai.prompt import ANSWER_END
 from jai.tokenizer import BOS, CONTROL_TOKENS, EOS, PAD, SPECIAL_TOKENS, UNK
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jai.quant import QuantSpec
+from jai.checkpoint.quant import QuantSpec
 
 _EPS = np.float32(1e-7)
 

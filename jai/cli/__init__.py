@@ -19,16 +19,16 @@ from pathlib import Path
 from jai.errors import JaiError
 
 COMMANDS = {
-    "run": ("jai.run", "the main job: prepare the bundled postings, train, and answer a few questions"),
+    "run": ("jai.cli.run", "the main job: prepare the bundled postings, train, and answer a few questions"),
     "prepare": ("jai.data.prepare", "job postings JSON -> Q&A samples -> tokenizer -> train.bin / val.bin"),
-    "train": ("jai.train_cli", "train a model with either twin (--backend mlx|torch), resumable"),
-    "eval": ("jai.eval_cli", "measure a checkpoint: loss, bits per byte, answers to held-out questions"),
-    "sample": ("jai.sample_cli", "generate text from a checkpoint (KV-cached, streaming)"),
-    "serve": ("jai.serve_cli", "serve a checkpoint over HTTP: OpenAI-compatible, streaming, batched"),
+    "train": ("jai.cli.train", "train a model with either twin (--backend mlx|torch), resumable"),
+    "eval": ("jai.cli.eval", "measure a checkpoint: loss, bits per byte, answers to held-out questions"),
+    "sample": ("jai.cli.sample", "generate text from a checkpoint (KV-cached, streaming)"),
+    "serve": ("jai.cli.serve", "serve a checkpoint over HTTP: OpenAI-compatible, streaming, batched"),
     "convert": ("jai.convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
-    "export": ("jai.export_cli", "a checkpoint as GGUF for llama.cpp and Ollama (+ Modelfile)"),
-    "quantize": ("jai.quant_cli", "quantize a checkpoint to 8 or 4 bits, in mlx-lm's format"),
-    "fuse": ("jai.fuse_cli", "merge a LoRA adapter (jai train --lora) into its base model"),
+    "export": ("jai.cli.export", "a checkpoint as GGUF for llama.cpp and Ollama (+ Modelfile)"),
+    "quantize": ("jai.cli.quantize", "quantize a checkpoint to 8 or 4 bits, in mlx-lm's format"),
+    "fuse": ("jai.cli.fuse", "merge a LoRA adapter (jai train --lora) into its base model"),
     "bench": ("jai.benchmarks.cli", "compare the twins (and transformers, mlx-lm): speed, memory, loss"),
 }
 
@@ -167,7 +167,3 @@ def main(argv: list[str] | None = None) -> int:
         if code is None:
             raise  # a bug: the traceback is what its fixer needs
         return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """The portable training state: everything `--resume` needs beyond the weights, readable by either twin.
 
-A training checkpoint is an ordinary model checkpoint (jai/weights.py) with one more folder, which
+A training checkpoint is an ordinary model checkpoint (jai/checkpoint/weights.py) with one more folder, which
 `transformers`, `mlx-lm` and the twins' `load_model` do not look at:
 
     <out>/ckpt/
@@ -10,8 +10,8 @@ A training checkpoint is an ordinary model checkpoint (jai/weights.py) with one 
         state.json               step counts, configs, sampler and RNG state, progress
 
 The moments carry the weights' names and the file's layout: the four Conv1D matrices are stored
-[in, out], transposed exactly as the weights are (`jai.weights.is_conv1d`). Both twins write the same
-file, so a run started in one twin continues in the other. The whole directory, model and training
+[in, out], transposed exactly as the weights are (`jai.checkpoint.weights.is_conv1d`). Both twins write the
+same file, so a run started in one twin continues in the other. The whole directory, model and training
 state together, is replaced in one atomic step (`jai.atomic.atomic_directory`): a crash at any instant,
 `kill -9` included, leaves the previous checkpoint or the new one, never a mixture.
 
@@ -22,8 +22,8 @@ sampler's state (the same batches follow); and the dropout RNG (the same masks f
 one thing that cannot cross twins: each framework has its own generator, so a cross-twin resume reseeds
 it (which matters only with dropout > 0).
 
-The rest of a run lives beside it: jai/run_plan.py (what a run starts from), jai/metrics_log.py,
-jai/recovery.py (an interrupted save) and jai/train_loop.py (the loop itself).
+The rest of a run lives beside it: jai/training/plan.py (what a run starts from), jai/training/metrics_log.py,
+jai/checkpoint/recovery.py (an interrupted save) and jai/training/loop.py (the loop itself).
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from jai import weights
 from jai.atomic import atomic_directory
+from jai.checkpoint import weights
+from jai.checkpoint.lora import LoraConfig, adapter_shapes, write_adapter
+from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
 from jai.errors import RunFailed
-from jai.lora import LoraConfig, adapter_shapes, write_adapter
 from jai.train_config import TrainConfig
-from jai.weights import CheckpointError
 
 STATE_DIR = "train_state"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -84,7 +84,7 @@ class TrainState:
     dtype: str = "float32"
     tokenizer_sha256: str | None = None  # from the data's meta.json: resuming on other data is refused
     data_dir: str | None = None  # the data the run trains on: --resume finds it here
-    lora: dict[str, Any] | None = None  # a LoRA run: its jai.lora.LoraConfig, and the frozen base it adapts
+    lora: dict[str, Any] | None = None  # a LoRA run: its LoraConfig (jai.checkpoint.lora), and its base
     base: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -224,12 +224,12 @@ def read_state_json(ckpt_dir: str | os.PathLike) -> TrainState:
 def read_train_state(ckpt_dir: str | os.PathLike) -> tuple[TrainState, dict[str, np.ndarray]]:
     """Validate a training checkpoint end to end; return its state and moments (twins' layout).
 
-    Checks the model files (as `jai.weights.inspect_checkpoint` does), state.json, and every moment's
-    name, shape and dtype against the checkpoint's config.json, before reading any tensor.
+    Checks the model files (as `jai.checkpoint.weights.inspect_checkpoint` does), state.json, and every
+    moment's name, shape and dtype against the checkpoint's config.json, before reading any tensor.
     """
     ckpt_dir = Path(ckpt_dir)
     state = read_state_json(ckpt_dir)
-    if state.lora is not None:  # an adapter's checkpoint: jai.run_plan checks its base and tensors
+    if state.lora is not None:  # an adapter's checkpoint: jai.training.plan checks its base and tensors
         cfg = state.model_config
     else:
         cfg, _ = weights.inspect_checkpoint(ckpt_dir)
@@ -256,7 +256,7 @@ def write_training_checkpoint(
 
     `save_weights(path)` writes model.safetensors (the twin's own writer, as in its save_model);
     `moments` maps exp_avg.<name> / exp_avg_sq.<name> to arrays in the twin's layout. A LoRA run
-    (`state.lora`) writes its `adapter` in PEFT's format instead of the model (jai/lora.py).
+    (`state.lora`) writes its `adapter` in PEFT's format instead of the model (jai/checkpoint/lora.py).
     """
     ckpt_dir = Path(ckpt_dir)
     cfg = state.model_config
@@ -266,7 +266,8 @@ def write_training_checkpoint(
         raise CheckpointError(f"{ckpt_dir}: the moments do not match the model: {wrong[0]!r}")
     try:
         with atomic_directory(ckpt_dir) as tmp:
-            # The model part is what jai.weights.save_checkpoint writes, in the same atomic directory.
+            # The model part is what jai.checkpoint.weights.save_checkpoint writes, in the same atomic
+            # directory.
             if state.lora is None:
                 weights.write_model_files(tmp, cfg, writer, save_weights, tokenizer)
             else:

@@ -12,16 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jai.checkpoint.lora import LoraConfig
+from jai.checkpoint.recovery import recover_checkpoint
+from jai.checkpoint.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
+from jai.checkpoint.weights import CheckpointError, read_config
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend
-from jai.distributed import launcher_rank
-from jai.lora import LoraConfig
-from jai.recovery import recover_checkpoint
 from jai.train_config import TrainConfig
-from jai.train_loop import train
-from jai.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
-from jai.weights import CheckpointError, read_config
+from jai.training.distributed import launcher_rank
+from jai.training.loop import train
 
 EPILOG = """\
 examples:

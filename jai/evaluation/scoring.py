@@ -10,7 +10,7 @@ Answers are scored against the references data/qa.py builds from a posting's own
   most of their letters with any English answer), where bigrams need the characters in order.
 
 Scores are means per question kind, per language and overall. The scorer takes answers as text, so
-anything that produces text can be scored: a model's greedy answers (jai/eval_cli.py), or the
+anything that produces text can be scored: a model's greedy answers (jai/cli/eval.py), or the
 references themselves (which score 1.0).
 
 Loss is reported three ways: mean cross-entropy per token (nats), perplexity, and bits per byte — the

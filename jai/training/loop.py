@@ -3,7 +3,7 @@
 A run lives in one out dir:
 
     <out>/ckpt/            the latest checkpoint, replaced atomically: a model any GPT-2 reader opens,
-                           plus train_state/ for --resume (jai/train_state.py)
+                           plus train_state/ for --resume (jai/checkpoint/train_state.py)
     <out>/metrics.jsonl    one line per step and per evaluation, flushed as written
 
 The loop draws batches from the shared sampler (jai/dataset.py, so both twins see the same batches in the
@@ -33,19 +33,21 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from jai import distributed, run_plan, train_state
+from jai.checkpoint import train_state
+from jai.checkpoint.lora import LoraConfig
+from jai.checkpoint.run_lock import RunLock
+from jai.checkpoint.train_state import TrainState
+from jai.checkpoint.weights import CheckpointError
 from jai.config import GPTConfig
 from jai.dataset import BatchSampler
 from jai.devices import BACKENDS, DeviceError
 from jai.errors import RunFailed
-from jai.lora import LoraConfig
-from jai.metrics_log import MetricsLog
 from jai.progress import progress_bar
-from jai.run_lock import RunLock
-from jai.run_plan import RunPlan
 from jai.train_config import TrainConfig, learning_rate
-from jai.train_state import TrainState
-from jai.weights import CheckpointError
+from jai.training import distributed
+from jai.training import plan as run_plan
+from jai.training.metrics_log import MetricsLog
+from jai.training.plan import RunPlan
 
 
 class TrainingDiverged(RunFailed):
@@ -179,7 +181,7 @@ def train(
     vocabulary comes from the data); `train_cfg` the hyperparameters (None: the defaults, or the
     checkpoint's own when resuming). `resume` continues <out>/ckpt exactly (`data_dir` None: the data
     the run was trained on); `init_from` starts a new run from another checkpoint's weights, or with
-    `lora` trains a LoRA adapter on them (jai/lora.py).
+    `lora` trains a LoRA adapter on them (jai/checkpoint/lora.py).
     `max_seconds` bounds this whole call, evaluations and saving included: the run stops after the last
     step that leaves time for a final evaluation and save (times measured as the run goes; the first
     evaluation takes fewer batches if it would eat more than EVAL_SHARE of the budget), with a checkpoint
@@ -190,7 +192,8 @@ def train(
     """
     t_begin = time.perf_counter()  # --max-seconds bounds everything from here, evaluations included
     log = log or tqdm.write
-    # Under torchrun or mlx.launch this is one of several processes (jai/distributed.py); alone, rank 0 of 1.
+    # Under torchrun or mlx.launch this is one of several processes (jai/training/distributed.py); alone,
+    # rank 0 of 1.
     ckpt = Path(out_dir) / train_state.CKPT_DIR
     world = distributed.join(
         backend if isinstance(backend, str) else backend.writer.removeprefix("jai_"),

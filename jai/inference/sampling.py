@@ -1,6 +1,6 @@
 """What both twins' generators share: the sampling parameters, their checks, and prompt bookkeeping.
 
-No framework is imported here. The decoding loop (jai/decode.py) and the twins' samplers
+No framework is imported here. The decoding loop (jai/inference/decode.py) and the twins' samplers
 (jai_mlx/generate.py, jai_torch/generate.py) turn a `SamplingConfig` into tokens the same way:
 
     logits (float32) -> / temperature -> top-k -> top-p -> sample    (temperature 0: argmax, greedy)
@@ -137,7 +137,7 @@ def crop_left(ids: Sequence[int], block_size: int, max_new_tokens: int) -> list[
     The most recent tokens are the ones that matter for what comes next, so the start of a long prompt
     goes. A prompt that already leaves that room is returned whole. Capping the room at half the context
     keeps at least half a context of prompt however many tokens are asked for; generating past the end
-    of the context then slides the window (see jai/decode.py).
+    of the context then slides the window (see jai/inference/decode.py).
     """
     keep = block_size - room(block_size, max_new_tokens)
     return list(ids[-keep:]) if len(ids) > keep else list(ids)
@@ -147,7 +147,8 @@ def group_by_length(prompts: Sequence[Sequence[int]]) -> list[list[int]]:
     """Indices of the prompts, grouped by prompt length (groups in order of first appearance).
 
     A prefill runs whole windows through the model, so the rows that share one must share a length
-    (jai/decode.py); once in the KV cache, rows of any lengths decode together, each at its position.
+    (jai/inference/decode.py); once in the KV cache, rows of any lengths decode together, each at its
+    position.
     """
     groups: dict[int, list[int]] = {}
     for i, ids in enumerate(prompts):

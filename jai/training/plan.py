@@ -12,14 +12,10 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 
-from jai import weights
-from jai.config import ConfigError, GPTConfig
-from jai.dataset import META_FILE, DatasetError, TokenBin, answer_mask
-from jai.lora import LoraConfig, init_adapter, read_adapter
-from jai.prompt import ANSWER, ANSWER_END
-from jai.recovery import recover_checkpoint
-from jai.train_config import TrainConfig
-from jai.train_state import (
+from jai.checkpoint import weights
+from jai.checkpoint.lora import LoraConfig, init_adapter, read_adapter
+from jai.checkpoint.recovery import recover_checkpoint
+from jai.checkpoint.train_state import (
     CKPT_DIR,
     DEFAULT_DATA,
     METRICS_FILE,
@@ -31,7 +27,11 @@ from jai.train_state import (
     read_state_json,
     read_train_state,
 )
-from jai.weights import CheckpointError
+from jai.checkpoint.weights import CheckpointError
+from jai.config import ConfigError, GPTConfig
+from jai.dataset import META_FILE, DatasetError, TokenBin, answer_mask
+from jai.prompt import ANSWER, ANSWER_END
+from jai.train_config import TrainConfig
 
 
 @dataclass
@@ -51,7 +51,7 @@ class RunPlan:
     moments: dict[str, np.ndarray] | None = None
     init_from: Path | None = None  # a checkpoint whose weights start a new run
     notes: list[str] = field(default_factory=list)  # things the log should say (changed settings)
-    lora: LoraConfig | None = None  # train a LoRA adapter on the frozen `init_from` (jai/lora.py)
+    lora: LoraConfig | None = None  # train a LoRA adapter on the frozen `init_from` (jai/checkpoint/lora.py)
     adapter: dict[str, np.ndarray] | None = None  # its tensors: freshly initialised, or resumed
     train_mask: np.ndarray | None = None  # --mask-prompt: which targets count (jai.dataset.answer_mask)
     val_mask: np.ndarray | None = None

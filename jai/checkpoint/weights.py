@@ -177,10 +177,10 @@ def check_tensors(found: dict[str, tuple[str, tuple[int, ...]]], cfg: GPTConfig,
 
 def recover_if_missing(ckpt_dir: str | os.PathLike) -> None:
     """A checkpoint whose save was interrupted between its two renames is missing until restored: restore
-    it, as `jai train --resume` does (jai/recovery.py), and say so on stderr."""
+    it, as `jai train --resume` does (jai/checkpoint/recovery.py), and say so on stderr."""
     if Path(ckpt_dir).exists():
         return
-    from jai.recovery import recover_checkpoint  # recovery reads checkpoints through this module
+    from jai.checkpoint.recovery import recover_checkpoint  # recovery reads checkpoints through this module
 
     note = recover_checkpoint(ckpt_dir)
     if note:
@@ -208,7 +208,7 @@ def inspect_checkpoint(
 ) -> tuple[GPTConfig, str]:
     """Validate a checkpoint directory end to end; return its config and (float) dtype.
 
-    A quantized checkpoint (`jai quantize`, jai/quant.py) passes only when the caller can run one
+    A quantized checkpoint (`jai quantize`, jai/checkpoint/quant.py) passes only when the caller can run one
     (`quantized`): training and converting need the float weights.
     """
     ckpt_dir = Path(ckpt_dir)
@@ -216,7 +216,7 @@ def inspect_checkpoint(
         recover_if_missing(ckpt_dir)
     if not ckpt_dir.is_dir():
         raise CheckpointError(f"{ckpt_dir}: not a directory")
-    from jai import quant  # jai.quant builds on this module
+    from jai.checkpoint import quant  # jai.checkpoint.quant builds on this module
 
     spec = quant.read_spec(ckpt_dir)
     if spec is not None:
@@ -261,6 +261,6 @@ def write_model_files(
         shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
         # tokenizer_config.json, special_tokens_map.json, generation_config.json: what transformers,
         # mlx-lm and llama.cpp's converter need to find the specials, the stops and the prompt format.
-        from jai.hf_files import write_hf_files
+        from jai.checkpoint.hf_files import write_hf_files
 
         write_hf_files(folder, cfg, tokenizer)  # the source's name in any error, not the temporary copy's

@@ -1,5 +1,5 @@
 """`jai eval`: measure a checkpoint on its job — loss on the validation tokens, and greedy answers to
-held-out questions scored against the references (what is measured and why: jai/eval.py).
+held-out questions scored against the references (what is measured and why: jai/evaluation/scoring.py).
 
 The model runs in the chosen twin, imported only here and lazily: the loss through the twin's
 `evaluate.token_losses`, the answers through its generate module. Greedy decoding picks the same tokens
@@ -16,18 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jai import eval as scoring
 from jai.atomic import write_text_atomic
+from jai.checkpoint.recovery import resolve_checkpoint
+from jai.checkpoint.weights import TOKENIZER_FILE, CheckpointError
 from jai.dataset import DatasetError, TokenBin
 from jai.devices import BACKENDS, default_backend
+from jai.evaluation import scoring
+from jai.inference.sampling import SamplingConfig
+from jai.inference.twins import default_stop_ids, load_twin
 from jai.progress import progress_bar
 from jai.prompt import fit_prompt
-from jai.recovery import resolve_checkpoint
-from jai.run_plan import recorded_data_dir
-from jai.sampling import SamplingConfig
 from jai.tokenizer import Tokenizer
-from jai.twins import default_stop_ids, load_twin
-from jai.weights import TOKENIZER_FILE, CheckpointError
+from jai.training.plan import recorded_data_dir
 
 MIN_ANSWER_TOKENS = 32  # a prompt never takes the whole context: this much stays for the answer
 
@@ -64,7 +64,8 @@ def validation_loss(
     batch_size: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """Loss over the first `max_tokens` tokens of val.bin, in consecutive windows (jai.eval.loss_windows)."""
+    """Loss over the first `max_tokens` tokens of val.bin, in consecutive windows
+    (jai.evaluation.scoring.loss_windows)."""
     token_losses = importlib.import_module(f"jai_{backend}.evaluate").token_losses
     block = model.config.block_size
     n = len(val) - 1 if max_tokens is None else min(len(val) - 1, max_tokens)
@@ -147,7 +148,7 @@ what it reports:
                     loss in bits per UTF-8 byte of the text: comparable across tokenizers)
   answers           greedy answers to the held-out postings' questions (the validation split that
                     `jai prepare` made), per question kind and language: exact match after
-                    normalisation, and character-bigram F1 (works for Korean; see jai/eval.py)
+                    normalisation, and character-bigram F1 (works for Korean; see jai/evaluation/scoring.py)
 
 examples:
   jai eval out/run                              # the run's checkpoint, on the data it was trained on

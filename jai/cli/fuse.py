@@ -1,7 +1,7 @@
 """`jai fuse ADAPTER OUT`: merge a LoRA adapter into its base model, as an ordinary checkpoint.
 
 Framework-free: the merge is W [in, out] += (alpha / r) * (B @ A).T on the base's file tensors, in
-float64, written back in the base's dtype (jai/lora.py).
+float64, written back in the base's dtype (jai/checkpoint/lora.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from safetensors.numpy import load_file, save_file
 
-from jai import lora, weights
+from jai.checkpoint import lora, weights
+from jai.checkpoint.recovery import resolve_checkpoint
 from jai.errors import InputError
-from jai.recovery import resolve_checkpoint
 
 EPILOG = """\
 examples:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from jai import weights
+from jai.checkpoint import weights
 from jai.config import ConfigError, GPTConfig
 
 ADAPTER_CONFIG = "adapter_config.json"

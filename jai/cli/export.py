@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
         return e.code if isinstance(e.code, int) else 2
-    from jai.export_gguf import ActivationWarning, export_gguf
+    from jai.convert.gguf import ActivationWarning, export_gguf
 
     with warnings_as_lines(PROG, ActivationWarning):
         done = export_gguf(args.checkpoint, args.out, args.type, args.force, not args.no_modelfile)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # `python -m jai.export_cli` reports errors as `jai export` does
+if __name__ == "__main__":  # `python -m jai.cli.export` reports errors as `jai export` does
     from jai.cli import main as jai
 
     sys.exit(jai(["export", *sys.argv[1:]]))

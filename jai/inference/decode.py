@@ -9,14 +9,15 @@ happens here once, so greedy decoding picks the same tokens in both twins.
   KV cache decode together in one forward pass of one position each (each at its own position: the
   twins' caches keep a length per row and mask each row's attention to its own keys); rows that are new
   are prefilled, those of one length together, and then join the cache. Finished rows leave. The batch
-  engine (jai/batching.py) adds and removes rows between steps; `generate` adds all its prompts at once.
+  engine (jai/inference/batching.py) adds and removes rows between steps; `generate` adds all its prompts at
+  once.
 - The positions are learned and absolute, so cached keys cannot slide: once a row's cache is full
   (block_size tokens) every further step recomputes its window, the last block_size - 1 tokens and the
   new one, as a fresh prefill, which is exactly what generation without the cache computes. Cached and
   uncached generation therefore pick the same greedy tokens however long they run (their logits agree
   to float rounding, not bit for bit).
 - Prompts are checked (non-empty, inside the vocabulary) and cropped from the left to leave room for
-  generation (`jai.sampling.crop_left`); callers that know the prompt's parts shorten the document
+  generation (`jai.inference.sampling.crop_left`); callers that know the prompt's parts shorten the document
   instead, before it gets here (`jai.prompt.fit_prompt`).
 - A sequence ends at the first stop id it samples (the stop id is not emitted) or after max_new_tokens.
 - Sampling (`sample`: temperature, top-k, top-p, or argmax) is composed here from the twins' ops.
@@ -32,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jai.sampling import SamplingConfig, check_prompts, crop_left, group_by_length, resolve_seed
+from jai.inference.sampling import SamplingConfig, check_prompts, crop_left, group_by_length, resolve_seed
 
 Tensor = Any  # a twin's array: torch.Tensor or mx.array
 TWINS = ("jai_mlx", "jai_torch")

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from jai.devices import BACKENDS
-from jai.sampling import SamplingConfig
+from jai.inference.sampling import SamplingConfig
 
 # Special tokens that end an answer, looked up in the tokenizer by name when no stop ids are given.
 STOP_TOKENS = ("[EOS]", "[/ANSWER]")
@@ -73,7 +73,8 @@ def calm_openblas() -> None:
 
 def load_twin(ckpt_dir: str | os.PathLike, backend: str, device: str = "auto") -> tuple[Any, ModuleType]:
     """A checkpoint's model in the chosen twin on `device` ("auto": the twin's best), and the twin's
-    generate module (whose `generate` / `generate_tokens` are jai.decode's, which take the model)."""
+    generate module (whose `generate` / `generate_tokens` are jai.inference.decode's, which take the
+    model)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be 'mlx' or 'torch', got {backend!r}")
     if backend == "torch":
@@ -95,7 +96,7 @@ def load_generate_fn(
 ) -> tuple[GenerateFn, Any]:
     """`generate_fn(prompt_ids, cfg) -> new ids` from a checkpoint with the chosen twin, and the
     model's config. Calls from several threads take turns: one model is not decoded by two threads at
-    once (for concurrent requests, batch them: jai/batching.py)."""
+    once (for concurrent requests, batch them: jai/inference/batching.py)."""
     model, twin = load_twin(ckpt_dir, backend, device)
     lock = threading.Lock()
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jai import weights
+from jai.checkpoint import weights
+from jai.checkpoint.weights import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
 from jai.config import GPTConfig
-from jai.weights import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
 
 BITS = (4, 8)
 GROUP_SIZES = (32, 64, 128)  # what MLX's affine kernels accept

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from jai.batching import BatchEngine
-from jai.sample_cli import UsageError, add_model_args, checkpoint_arg, load_tokenizer, resolve_checkpoint
-from jai.serve import MAX_NEW_TOKENS_LIMIT
+from jai.checkpoint.weights import CheckpointError
+from jai.cli.sample import UsageError, add_model_args, checkpoint_arg, load_tokenizer, resolve_checkpoint
+from jai.inference.batching import BatchEngine
+from jai.inference.twins import default_stop_ids, load_twin
 from jai.server.app import Settings, create_app
 from jai.server.engine import Engine
-from jai.twins import default_stop_ids, load_twin
-from jai.weights import CheckpointError
 
+MAX_NEW_TOKENS_LIMIT = 1024  # the most new tokens `jai serve` lets a request ask for, by default
 API_KEY_ENV = "JAI_API_KEY"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -1,4 +1,4 @@
-"""Write a quantized checkpoint from a float one, in NumPy (jai/quant.py describes the result).
+"""Write a quantized checkpoint from a float one, in NumPy (jai/checkpoint/quant.py describes the result).
 
 NumPy has no bfloat16, so tensors travel as raw bytes plus a safetensors dtype name: BF16 widens to
 float32 exactly (its bits are float32's top half) and narrows back with round-to-nearest-even, as
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jai import quant, quant_pack, weights
 from jai.atomic import atomic_directory
-from jai.quant import QuantError, QuantSpec
+from jai.checkpoint import quant, quant_pack, weights
+from jai.checkpoint.quant import QuantError, QuantSpec
 
 NUMPY = {"F32": np.float32, "F16": np.float16, "U32": np.uint32}
 

@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from jai import weights
-from jai.run_lock import is_locked
-from jai.train_state import CKPT_DIR, has_train_state, read_state_json
-from jai.weights import CheckpointError
+from jai.checkpoint import weights
+from jai.checkpoint.run_lock import is_locked
+from jai.checkpoint.train_state import CKPT_DIR, has_train_state, read_state_json
+from jai.checkpoint.weights import CheckpointError
 
 LIVE_RUN_WAIT = 5.0  # seconds a reader waits for a live run to finish replacing its checkpoint
 

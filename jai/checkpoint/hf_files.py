@@ -21,8 +21,8 @@ The template always ends the prompt with [ANSWER] (it is part of JAI's prompt, s
 `add_generation_prompt`). It cannot shorten a posting to fit the context the way `jai sample` does
 (that needs the tokenizer); callers with long postings shorten them first.
 
-Written by `jai.weights.write_model_files` beside every tokenizer.json, so training and conversion both
-produce them. Framework-free: only the `tokenizers` library reads the vocabulary.
+Written by `jai.checkpoint.weights.write_model_files` beside every tokenizer.json, so training and conversion
+both produce them. Framework-free: only the `tokenizers` library reads the vocabulary.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from typing import Any
 
 from tokenizers import Tokenizer as HFTokenizer
 
+from jai.checkpoint.weights import CheckpointError
 from jai.config import GPTConfig
 from jai.prompt import ANSWER, ANSWER_END, DOC, DOC_END, MARKERS, QUESTION, QUESTION_END
 from jai.tokenizer import BOS, EOS, PAD, UNK
-from jai.weights import CheckpointError  # jai.weights imports this module only inside a function
 
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"

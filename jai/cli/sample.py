@@ -4,7 +4,7 @@
     jai sample out/run/ckpt --prompt "[QUESTION] 연봉은? [/QUESTION]" --temperature 0    # greedy
     jai sample --ckpt out/run --prompt "Backend" --prompt "Data" --top-k 50 --seed 1     # a batch
 
-A generation ends at [EOS] or [/ANSWER] (`jai.twins.default_stop_ids`), or after --max-new-tokens.
+A generation ends at [EOS] or [/ANSWER] (`jai.inference.twins.default_stop_ids`), or after --max-new-tokens.
 Only the generated text goes to stdout; notes and the token count go to stderr, so `> answer.txt` works.
 """
 
@@ -17,13 +17,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from jai.checkpoint.recovery import resolve_checkpoint
+from jai.checkpoint.weights import TOKENIZER_FILE, CheckpointError
 from jai.devices import BACKENDS, default_backend
 from jai.errors import InputError
+from jai.inference.sampling import SamplingConfig, SamplingError, crop_left, room
+from jai.inference.twins import default_stop_ids, load_twin
 from jai.prompt import fit_prompt
-from jai.recovery import resolve_checkpoint
-from jai.sampling import SamplingConfig, SamplingError, crop_left, room
-from jai.twins import default_stop_ids, load_twin
-from jai.weights import TOKENIZER_FILE, CheckpointError
 
 EPILOG = """\
 examples:

@@ -1,7 +1,8 @@
-"""`jai quantize`: a float checkpoint -> a quantized one in mlx-lm's affine format (see jai/quant.py).
+"""`jai quantize`: a float checkpoint -> a quantized one in mlx-lm's affine format (see
+jai/checkpoint/quant.py).
 
-The packing is NumPy (jai/quant_pack.py, code for code what `mx.quantize` writes), so this command needs
-neither twin: a checkpoint trained on a CUDA box with PyTorch alone quantizes there too.
+The packing is NumPy (jai/checkpoint/quant_pack.py, code for code what `mx.quantize` writes), so this command
+needs neither twin: a checkpoint trained on a CUDA box with PyTorch alone quantizes there too.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jai import quant
-from jai.quant import QuantError, QuantSpec
-from jai.quant_file import quantize_checkpoint
-from jai.weights import WEIGHTS_FILE
+from jai.checkpoint import quant
+from jai.checkpoint.quant import QuantError, QuantSpec
+from jai.checkpoint.quant_file import quantize_checkpoint
+from jai.checkpoint.weights import WEIGHTS_FILE
 
 EPILOG = """\
 examples:

@@ -32,18 +32,18 @@ from pathlib import Path
 from typing import Any
 
 from jai.atomic import write_text_atomic
+from jai.checkpoint.train_state import CKPT_DIR
 from jai.cli import invocation
+from jai.cli.eval import evaluate_checkpoint
 from jai.config import GPTConfig
 from jai.data.prepare import BUNDLED_SAMPLE, TOKENIZER_FILE, prepare
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, default_backend
 from jai.errors import JaiError
-from jai.eval import heldout_samples
-from jai.eval_cli import evaluate_checkpoint
+from jai.evaluation.scoring import heldout_samples
 from jai.tokenizer import Tokenizer
 from jai.train_config import TrainConfig
-from jai.train_loop import make_trainer, train
-from jai.train_state import CKPT_DIR
+from jai.training.loop import make_trainer, train
 
 SEED = 1337  # prepare's default split and phrasings
 VAL_FRACTION = 0.1
