@@ -26,9 +26,10 @@ import numpy as np
 from tqdm import tqdm
 
 from jai.benchmarks.plan import TWINS, Job, Settings
+from jai.checkpoint.folder import open_config
 from jai.checkpoint.quant import QuantSpec
 from jai.checkpoint.quant_file import quantize_checkpoint
-from jai.checkpoint.weights import WEIGHTS_FILE, read_config
+from jai.checkpoint.weights import WEIGHTS_FILE
 
 MODELS = {"float": None, "8-bit": QuantSpec(8), "4-bit": QuantSpec(4)}
 BATCHES = (1, 8)
@@ -56,7 +57,7 @@ def run(
     env: dict[str, str],
 ) -> dict[str, Any]:
     """Quantize `base`, then time and score the three models on every twin and device; the results."""
-    cfg = read_config(base)
+    cfg = open_config(base)
     ckpts = {"float": base}
     for name, spec in MODELS.items():
         if spec is not None:

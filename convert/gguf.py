@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from jai.atomic import atomic_file, write_text_atomic
-from jai.checkpoint import weights
+from jai.checkpoint import folder, weights
 from jai.checkpoint.hf_files import CHAT_TEMPLATE
 from jai.config import GPTConfig
 from jai.errors import InputError
@@ -195,7 +195,7 @@ def export_gguf(
     if kind not in TYPES:
         raise ExportError(f"unknown type {kind!r}: choose one of {', '.join(TYPES)}")
     ckpt_dir, out_path = Path(ckpt_dir), Path(out_path)
-    cfg, _ = weights.inspect_checkpoint(ckpt_dir)
+    cfg, _ = folder.open_checkpoint(ckpt_dir)
     tokenizer = ckpt_dir / weights.TOKENIZER_FILE
     if not tokenizer.is_file():
         raise ExportError(f"{ckpt_dir}: no tokenizer.json; llama.cpp needs the vocabulary in the GGUF file")

@@ -13,7 +13,7 @@ other way, and cleans up what the hub layout allows but JAI does not store:
 - bos/eos/pad ids outside the vocabulary (GPT2Config's default 50256 on a small model) are dropped with a
   note: transformers loads such a model, so JAI does too;
 - every tensor's shape is checked against the config before anything is written, and the directory is
-  written atomically (jai.checkpoint.weights.save_checkpoint), with tokenizer.json when the source has one.
+  written atomically (jai.checkpoint.hf_files.save_checkpoint), with tokenizer.json when the source has one.
 
 Weights come from `model.safetensors` (or a sharded `model.safetensors.index.json`), read without any
 framework. A directory holding only `pytorch_model.bin` is read with `torch.load(weights_only=True)`,
@@ -446,7 +446,7 @@ def write_checkpoint(
         write_safetensors(path, ordered, weights.METADATA)
         weights.check_tensors(weights.read_header(path), cfg, path)
 
-    return weights.save_checkpoint(out_dir, cfg, writer, save, tokenizer)
+    return hf_files.save_checkpoint(out_dir, cfg, writer, save, tokenizer)
 
 
 def import_hf(

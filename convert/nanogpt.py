@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jai.atomic import atomic_file
-from jai.checkpoint import weights
+from jai.checkpoint import folder, weights
 from jai.config import ConfigError, GPTConfig
 from jai.convert import ConversionError
 from jai.convert.hf import (
@@ -172,7 +172,7 @@ def export_state_dict(ckpt_dir: str | os.PathLike, dtype: str | None = None) -> 
     from jai_torch.checkpoint import DTYPES
 
     requested = normalize_dtype(dtype)
-    cfg, _ = weights.inspect_checkpoint(ckpt_dir)
+    cfg, _ = folder.open_checkpoint(ckpt_dir)
     tensors = load_file(Path(ckpt_dir) / weights.WEIGHTS_FILE)
     out: dict[str, torch.Tensor] = {}
     for name in weights.tensor_shapes(cfg):
@@ -199,7 +199,7 @@ def export_nanogpt(
 
     out_path = Path(out_path)
     check_destination(out_path, overwrite, directory=False)
-    cfg, _ = weights.inspect_checkpoint(ckpt_dir)
+    cfg, _ = folder.open_checkpoint(ckpt_dir)
     ckpt = {
         "model": export_state_dict(ckpt_dir, dtype),
         "model_args": {

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from jai.checkpoint import weights
+from jai.checkpoint import folder, hf_files, weights
 from jai.checkpoint.quant import read_spec
 from jai.config import GPTConfig
 from jai_mlx.model import GPT
@@ -45,7 +45,7 @@ def save_model(
 ) -> Path:
     """Write `ckpt_dir` atomically; `dtype` ("F32", "BF16", "F16") converts on the way out."""
     tensors = to_contract(model, DTYPES[dtype] if dtype else None)
-    return weights.save_checkpoint(
+    return hf_files.save_checkpoint(
         ckpt_dir,
         model.config,
         WRITER,
@@ -56,7 +56,7 @@ def save_model(
 
 def load_tensors(ckpt_dir: str | os.PathLike) -> tuple[GPTConfig, dict[str, mx.array]]:
     """Validate a checkpoint directory, then read its tensors (file layout)."""
-    cfg, _ = weights.inspect_checkpoint(ckpt_dir)
+    cfg, _ = folder.open_checkpoint(ckpt_dir)
     return cfg, mx.load(str(Path(ckpt_dir) / weights.WEIGHTS_FILE))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from jai.checkpoint import weights
+from jai.checkpoint import folder, hf_files, weights
 from jai.checkpoint.quant import read_spec
 from jai.config import GPTConfig
 from jai_torch.model import GPT
@@ -41,14 +41,14 @@ def save_model(
 ) -> Path:
     """Write `ckpt_dir` atomically; `dtype` ("F32", "BF16", "F16") converts on the way out."""
     tensors = to_contract(model, DTYPES[dtype] if dtype else None)
-    return weights.save_checkpoint(
+    return hf_files.save_checkpoint(
         ckpt_dir, model.config, WRITER, lambda p: save_file(tensors, p, metadata=weights.METADATA), tokenizer
     )
 
 
 def load_tensors(ckpt_dir: str | os.PathLike) -> tuple[GPTConfig, dict[str, torch.Tensor]]:
     """Validate a checkpoint directory, then read its tensors (file layout)."""
-    cfg, _ = weights.inspect_checkpoint(ckpt_dir)
+    cfg, _ = folder.open_checkpoint(ckpt_dir)
     return cfg, load_file(Path(ckpt_dir) / weights.WEIGHTS_FILE)
 
 

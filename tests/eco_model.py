@@ -4,7 +4,7 @@ The bundled postings give the samples (the real training format); a byte-level B
 on them; a small GPT is trained with plain PyTorch AdamW on a few short samples until greedy decoding
 answers their questions and closes with [/ANSWER]. Samples from other postings serve as validation
 prompts. Built once per test session (a few seconds on one CPU thread) and saved the way `jai train`
-saves a checkpoint (jai_torch.checkpoint.save_model -> jai.checkpoint.weights.write_model_files).
+saves a checkpoint (jai_torch.checkpoint.save_model -> jai.checkpoint.hf_files.write_model_files).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from mlx.utils import tree_flatten
 from safetensors.numpy import load_file as np_load
 from safetensors.numpy import save_file as np_save
 
-from jai.checkpoint import weights
+from jai.checkpoint import folder, weights
 from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
 from jai_mlx import checkpoint as mlx_ckpt
@@ -66,7 +66,7 @@ def test_each_twin_reads_back_what_it_wrote(tmp_path, cfg):
 def test_bf16_checkpoint_loads_in_both_twins(tmp_path):
     tm = torch_model.GPT(TINY, seed=2)
     torch_ckpt.save_model(tm, tmp_path / "bf16", dtype="BF16")
-    assert weights.inspect_checkpoint(tmp_path / "bf16")[1] == "BF16"
+    assert folder.open_checkpoint(tmp_path / "bf16")[1] == "BF16"
     from_torch = torch_ckpt.load_model(tmp_path / "bf16").state_dict()
     from_mlx = dict(tree_flatten(mlx_ckpt.load_model(tmp_path / "bf16").parameters()))
     for name, p in from_torch.items():
@@ -112,10 +112,10 @@ def test_empty_and_absurd_files(ckpt):
     path = ckpt / weights.WEIGHTS_FILE
     path.write_bytes(b"abc")
     with pytest.raises(CheckpointError, match="too short"):
-        weights.inspect_checkpoint(ckpt)
+        folder.open_checkpoint(ckpt)
     path.write_bytes(struct.pack("<Q", 10**12) + b"{}")
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
-        weights.inspect_checkpoint(ckpt)
+        folder.open_checkpoint(ckpt)
 
 
 @pytest.mark.parametrize("load", [torch_ckpt.load_model, mlx_ckpt.load_model], ids=["torch", "mlx"])
@@ -133,12 +133,12 @@ def test_wrong_shape_names_tensor_expected_and_found(ckpt, load):
 def test_missing_unexpected_and_dtype_mix(ckpt):
     rewrite_tensors(ckpt, lambda t: t.pop("ln_f.bias"))
     with pytest.raises(CheckpointError, match="missing tensor 'ln_f.bias'"):
-        weights.inspect_checkpoint(ckpt)
+        folder.open_checkpoint(ckpt)
 
     rewrite_tensors(ckpt, lambda t: t.update({"ln_f.bias": np.zeros(TINY.n_embd, np.float32)}))
     rewrite_tensors(ckpt, lambda t: t.update({"lm_head.weight": t["wte.weight"]}))
     with pytest.raises(CheckpointError, match="unexpected tensor 'lm_head.weight'.*tied"):
-        weights.inspect_checkpoint(ckpt)
+        folder.open_checkpoint(ckpt)
 
     def mix(t):
         t.pop("lm_head.weight")
@@ -146,7 +146,7 @@ def test_missing_unexpected_and_dtype_mix(ckpt):
 
     rewrite_tensors(ckpt, mix)
     with pytest.raises(CheckpointError, match="'ln_f.weight': dtype F16, expected F32"):
-        weights.inspect_checkpoint(ckpt)
+        folder.open_checkpoint(ckpt)
 
 
 def test_config_that_disagrees_with_tensors(ckpt):
@@ -160,12 +160,12 @@ def test_config_that_disagrees_with_tensors(ckpt):
 def test_bad_config_files(ckpt):
     (ckpt / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=r"config\.json: not valid JSON"):
-        weights.inspect_checkpoint(ckpt)
+        folder.open_checkpoint(ckpt)
     (ckpt / "config.json").unlink()
     with pytest.raises(CheckpointError, match=r"config\.json: no such file"):
-        weights.inspect_checkpoint(ckpt)
+        folder.open_checkpoint(ckpt)
     with pytest.raises(CheckpointError, match="not a directory"):
-        weights.inspect_checkpoint(ckpt / "nowhere")
+        folder.open_checkpoint(ckpt / "nowhere")
 
 
 @pytest.mark.parametrize(

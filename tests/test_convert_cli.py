@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file as torch_load_st
 
 from jai import cli as jai_cli
-from jai.checkpoint import weights
+from jai.checkpoint import folder, weights
 from jai.convert import cli
 from jai_torch import checkpoint as torch_ckpt
 from jai_torch import model as torch_model
@@ -61,7 +61,7 @@ def test_from_hf_converts(tmp_path, capsys):
     assert out.startswith(f"wrote {tmp_path / 'jai'} (F32, 2 layers")
     assert_twins_match_hf(tmp_path / "jai", model)
     assert cli.main(["from-hf", str(tmp_path / "hf"), str(tmp_path / "bf16"), "--dtype", "bf16"]) == 0
-    assert weights.inspect_checkpoint(tmp_path / "bf16")[1] == "BF16"
+    assert folder.open_checkpoint(tmp_path / "bf16")[1] == "BF16"
 
 
 def test_nanogpt_round_trip_through_the_cli(tmp_path, capsys):

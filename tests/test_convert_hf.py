@@ -15,7 +15,7 @@ from safetensors.torch import load_file as torch_load_st
 from safetensors.torch import save_file as torch_save_st
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from jai.checkpoint import hf_files, weights
+from jai.checkpoint import folder, hf_files, weights
 from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError
 from jai.convert import ConversionError
@@ -163,7 +163,7 @@ def test_import_then_both_twins_match_hf_logits(tmp_path, variant, shape):
     variant(model, tmp_path / "hf")
     done = chf.import_hf(tmp_path / "hf", tmp_path / "jai")
     assert done.dtype == "F32" and done.config.n_layer == shape["n_layer"]
-    assert weights.inspect_checkpoint(tmp_path / "jai") == (done.config, "F32")
+    assert folder.open_checkpoint(tmp_path / "jai") == (done.config, "F32")
     assert_same_tensors(tmp_path / "jai", hf_weights(model))
     assert_twins_match_hf(tmp_path / "jai", model)
     if variant is variant_pytorch_bin:
@@ -208,7 +208,7 @@ def test_dtype_option_casts_like_torch(tmp_path, source, target):
     model = hf_model(SHAPES[0], seed=4, dtype=names[source])
     model.save_pretrained(tmp_path / "hf")
     done = chf.import_hf(tmp_path / "hf", tmp_path / "jai", dtype=target.lower())
-    assert done.dtype == target and weights.inspect_checkpoint(tmp_path / "jai")[1] == target
+    assert done.dtype == target and folder.open_checkpoint(tmp_path / "jai")[1] == target
     expected = {k: v.to(names[target]) for k, v in hf_weights(model).items()}
     assert_same_tensors(tmp_path / "jai", expected)
 
@@ -337,7 +337,7 @@ def test_existing_output_needs_overwrite_and_must_be_a_checkpoint(tmp_path):
     # in place: a JAI checkpoint may replace itself (a dtype change)
     chf.import_hf(tmp_path / "hf", tmp_path / "jai2")
     chf.import_hf(tmp_path / "jai2", tmp_path / "jai2", dtype="bf16", overwrite=True)
-    assert weights.inspect_checkpoint(tmp_path / "jai2")[1] == "BF16"
+    assert folder.open_checkpoint(tmp_path / "jai2")[1] == "BF16"
     expected = {k: v.to(torch.bfloat16) for k, v in hf_weights(model).items()}
     assert_same_tensors(tmp_path / "jai2", expected)
 

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file as torch_load_st
 
 from jai import cli as jai_cli
-from jai.checkpoint import weights
+from jai.checkpoint import folder, weights
 from jai.config import GPTConfig
 from jai.convert import ConversionError, mlxlm
 from jai.convert import hf as chf
@@ -103,7 +103,7 @@ def test_a_quantized_mlx_lm_model_comes_back_dequantized(tmp_path, ckpt, bits, g
     assert config["quantization"]["bits"] == bits
     done = mlxlm.import_mlx_lm(tmp_path / "q", tmp_path / "back")
     assert done.dtype == "F32" and any(f"{bits}-bit, groups of {group_size}" in n for n in done.notes)
-    weights.inspect_checkpoint(tmp_path / "back")
+    folder.open_checkpoint(tmp_path / "back")
     cfg = done.config
     x = tokens(cfg)
     quantized = mlx_lm_logits(tmp_path / "q", x)  # mlx-lm's own quantized model

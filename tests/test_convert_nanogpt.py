@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import transformers
 from safetensors.torch import load_file as torch_load_st
 
-from jai.checkpoint import weights
+from jai.checkpoint import folder, weights
 from jai.config import GPTConfig
 from jai.convert import ConversionError
 from jai.convert import nanogpt as cn
@@ -174,7 +174,7 @@ def test_bf16_checkpoint_stays_bf16(tmp_path):
     c_attn = sd["transformer.h.0.attn.c_attn.weight"]
     assert bits(found["h.0.attn.c_attn.weight"]) == bits(c_attn.t())
     cn.import_nanogpt(path, tmp_path / "f16", dtype="fp16")
-    assert weights.inspect_checkpoint(tmp_path / "f16")[1] == "F16"
+    assert folder.open_checkpoint(tmp_path / "f16")[1] == "F16"
     f16 = torch_load_st(tmp_path / "f16" / weights.WEIGHTS_FILE)["h.0.attn.c_attn.weight"]
     assert bits(f16) == bits(c_attn.t().to(torch.float16))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jai.checkpoint import train_state, weights
+from jai.checkpoint import folder, train_state
 from jai.checkpoint.train_state import read_train_state
 from jai.config import GPTConfig
 from jai.training import loop as train_loop
@@ -200,7 +200,7 @@ def test_a_killed_rank_takes_the_run_down_and_the_checkpoint_stays_good(killed, 
         assert "Node with rank 1 exited with code -9" in log
     assert "lost contact with the other processes" in log and "--resume continues" in log
     # The last checkpoint loads: a model any GPT-2 reader opens, and the state to resume from.
-    cfg, tensors = weights.inspect_checkpoint(out / "ckpt")
+    cfg, tensors = folder.open_checkpoint(out / "ckpt")
     assert cfg.n_layer == 1 and tensors
     state, moments = read_train_state(out / "ckpt")
     assert state.step in (10, 20) and state.step < STEPS and moments

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from jai import cli
-from jai.checkpoint import quant_pack, weights
+from jai.checkpoint import folder, quant_pack, weights
 from jai.checkpoint.quant import QuantError, QuantSpec
 from jai.checkpoint.quant_file import from_float32, quantize_checkpoint, to_float32
 from jai.config import GPTConfig
@@ -152,7 +152,7 @@ def test_a_bf16_checkpoint_keeps_bf16_scales_and_loads_everywhere(trained, tmp_p
     ckpt = quantize_checkpoint(tmp_path / "bf16", tmp_path / "q", QuantSpec(8, 64))
     header = weights.read_header(ckpt / "model.safetensors")
     assert header["model.h.1.attn.c_attn.scales"][0] == header["model.ln_f.weight"][0] == "BF16"
-    assert weights.inspect_checkpoint(ckpt, quantized=True)[1] == "BF16"
+    assert folder.open_checkpoint(ckpt, quantized=True)[1] == "BF16"
     x = windows(trained[1], rows=2)[:, :-1]
     assert mlx_ckpt.load_model(ckpt).ln_f.weight.dtype == mx.bfloat16
     # compared in float32: bf16 arithmetic rounds differently in every implementation
@@ -315,7 +315,7 @@ def test_training_and_converting_refuse_a_quantized_checkpoint(quantized):
     with pytest.raises(
         QuantError, match="a quantized checkpoint .4-bit, group size 64.; this needs the float"
     ):
-        weights.inspect_checkpoint(quantized[(4, 64)])
+        folder.open_checkpoint(quantized[(4, 64)])
     with pytest.raises(QuantError):
         torch_ckpt.load_tensors(quantized[(4, 64)])
 

@@ -1,4 +1,6 @@
-"""The Hugging Face side files of a checkpoint: how outside tools find JAI's tokens, stops and prompt.
+"""A checkpoint folder in the Hugging Face hub layout, written whole: the weights and config.json (the
+contract in jai/checkpoint/weights.py), tokenizer.json, and the side files that show outside tools
+JAI's tokens, stops and prompt.
 
 `config.json` and `model.safetensors` make a JAI checkpoint a GPT-2 that `transformers` and `mlx-lm`
 load; these files make its tokenizer and its prompt format theirs too:
@@ -21,20 +23,23 @@ The template always ends the prompt with [ANSWER] (it is part of JAI's prompt, s
 `add_generation_prompt`). It cannot shorten a posting to fit the context the way `jai sample` does
 (that needs the tokenizer); callers with long postings shorten them first.
 
-Written by `jai.checkpoint.weights.write_model_files` beside every tokenizer.json, so training and conversion
-both produce them. Framework-free: only the `tokenizers` library reads the vocabulary.
+`write_model_files` writes them beside every tokenizer.json, so training and conversion both produce
+them. Framework-free: only the `tokenizers` library reads the vocabulary.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer as HFTokenizer
 
-from jai.checkpoint.weights import CheckpointError
+from jai.atomic import atomic_directory
+from jai.checkpoint.weights import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, CheckpointError
 from jai.config import GPTConfig
 from jai.prompt import ANSWER, ANSWER_END, DOC, DOC_END, MARKERS, QUESTION, QUESTION_END
 from jai.tokenizer import BOS, EOS, PAD, UNK
@@ -146,3 +151,35 @@ def write_hf_files(folder: str | os.PathLike, cfg: GPTConfig, tokenizer_json: st
     for name, obj in hf_files(cfg, tokenizer_json).items():
         text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
         (Path(folder) / name).write_text(text, encoding="utf-8")
+
+
+def save_checkpoint(
+    ckpt_dir: str | os.PathLike,
+    cfg: GPTConfig,
+    writer: str,
+    save_weights: Callable[[Path], None],
+    tokenizer: str | os.PathLike | None = None,
+) -> Path:
+    """Write a checkpoint directory atomically; `save_weights(path)` writes the safetensors file."""
+    ckpt_dir = Path(ckpt_dir)
+    with atomic_directory(ckpt_dir) as tmp:
+        write_model_files(tmp, cfg, writer, save_weights, tokenizer)
+    return ckpt_dir
+
+
+def write_model_files(
+    folder: Path,
+    cfg: GPTConfig,
+    writer: str,
+    save_weights: Callable[[Path], None],
+    tokenizer: str | os.PathLike | None = None,
+) -> None:
+    """The files of a checkpoint, into a folder that the caller makes atomic (see `save_checkpoint`)."""
+    save_weights(folder / WEIGHTS_FILE)
+    text = json.dumps(cfg.to_hf(writer), indent=2) + "\n"
+    (folder / CONFIG_FILE).write_text(text, encoding="utf-8")
+    if tokenizer is not None:
+        shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
+        # tokenizer_config.json, special_tokens_map.json, generation_config.json: what transformers,
+        # mlx-lm and llama.cpp's converter need to find the specials, the stops and the prompt format.
+        write_hf_files(folder, cfg, tokenizer)  # the source's name in any error, not the temporary copy's

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jai.atomic import atomic_directory
-from jai.checkpoint import quant, quant_pack, weights
+from jai.checkpoint import folder, quant, quant_pack, weights
 from jai.checkpoint.quant import QuantError, QuantSpec
 
 NUMPY = {"F32": np.float32, "F16": np.float16, "U32": np.uint32}
@@ -78,7 +78,7 @@ def quantize_checkpoint(
         raise QuantError(
             f"{src}: already quantized ({done.describe()}); quantize the float checkpoint it was made from"
         )
-    cfg, dtype = weights.inspect_checkpoint(src)
+    cfg, dtype = folder.open_checkpoint(src)
     quant.check_fits(cfg, spec, str(src))
     tensors = read_tensors(src / weights.WEIGHTS_FILE)
     layers = set(quant.quantized_layers(cfg))

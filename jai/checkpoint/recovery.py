@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-from jai.checkpoint import weights
+from jai.checkpoint.inspect import inspect_checkpoint
 from jai.checkpoint.run_lock import is_locked
-from jai.checkpoint.train_state import CKPT_DIR, has_train_state, read_state_json
+from jai.checkpoint.train_state import has_train_state, read_state_json
 from jai.checkpoint.weights import CheckpointError
 
 LIVE_RUN_WAIT = 5.0  # seconds a reader waits for a live run to finish replacing its checkpoint
@@ -42,7 +41,7 @@ def recover_checkpoint(ckpt_dir: str | os.PathLike, owner: bool = False) -> str 
     if not ckpt_dir.exists():
         for old in olds:
             try:
-                weights.inspect_checkpoint(old, recover=False)
+                inspect_checkpoint(old)
                 if has_train_state(old):
                     read_state_json(old)
             except CheckpointError:
@@ -54,21 +53,3 @@ def recover_checkpoint(ckpt_dir: str | os.PathLike, owner: bool = False) -> str 
         if leftover.exists():
             shutil.rmtree(leftover, ignore_errors=True)
     return note
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint dir itself, or `<path>/ckpt` when `path` is a training run's out dir; a save that
-    was interrupted between its two renames is recovered first, as `jai train --resume` does. Every
-    command that reads a checkpoint (sample, serve, eval, convert) resolves its argument here."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint directory (train one with `jai train`)")
-    ckpt = path / CKPT_DIR
-    if not (path / weights.CONFIG_FILE).exists() and (ckpt.exists() or any(path.glob(f".{CKPT_DIR}.old-*"))):
-        note = recover_checkpoint(ckpt)
-        if note:
-            print(note, file=sys.stderr)
-        if (ckpt / weights.CONFIG_FILE).exists():
-            return ckpt
-    weights.inspect_checkpoint(path, quantized=True)  # the precise complaint up front: not a dir, bad tensors
-    return path

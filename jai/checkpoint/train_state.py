@@ -43,6 +43,8 @@ from safetensors.numpy import load_file, save_file
 
 from jai.atomic import atomic_directory
 from jai.checkpoint import weights
+from jai.checkpoint.hf_files import write_model_files
+from jai.checkpoint.inspect import inspect_checkpoint
 from jai.checkpoint.lora import LoraConfig, adapter_shapes, write_adapter
 from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
@@ -224,15 +226,15 @@ def read_state_json(ckpt_dir: str | os.PathLike) -> TrainState:
 def read_train_state(ckpt_dir: str | os.PathLike) -> tuple[TrainState, dict[str, np.ndarray]]:
     """Validate a training checkpoint end to end; return its state and moments (twins' layout).
 
-    Checks the model files (as `jai.checkpoint.weights.inspect_checkpoint` does), state.json, and every
-    moment's name, shape and dtype against the checkpoint's config.json, before reading any tensor.
+    Checks the model files (as `jai.checkpoint.inspect` does), state.json, and every moment's name,
+    shape and dtype against the checkpoint's config.json, before reading any tensor.
     """
     ckpt_dir = Path(ckpt_dir)
     state = read_state_json(ckpt_dir)
     if state.lora is not None:  # an adapter's checkpoint: jai.training.plan checks its base and tensors
         cfg = state.model_config
     else:
-        cfg, _ = weights.inspect_checkpoint(ckpt_dir)
+        cfg, _ = inspect_checkpoint(ckpt_dir)
     if state.model_config != cfg:
         raise CheckpointError(
             f"{ckpt_dir / STATE_DIR / STATE_FILE}: model_config disagrees with "
@@ -266,10 +268,9 @@ def write_training_checkpoint(
         raise CheckpointError(f"{ckpt_dir}: the moments do not match the model: {wrong[0]!r}")
     try:
         with atomic_directory(ckpt_dir) as tmp:
-            # The model part is what jai.checkpoint.weights.save_checkpoint writes, in the same atomic
-            # directory.
+            # The model part is what hf_files.save_checkpoint writes, in the same atomic directory.
             if state.lora is None:
-                weights.write_model_files(tmp, cfg, writer, save_weights, tokenizer)
+                write_model_files(tmp, cfg, writer, save_weights, tokenizer)
             else:
                 lora = LoraConfig.from_dict(state.lora)
                 write_adapter(tmp, lora, adapter or {}, Path(state.base or ""))

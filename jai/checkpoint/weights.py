@@ -19,13 +19,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import struct
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from jai.atomic import atomic_directory
 from jai.config import ConfigError, GPTConfig
 from jai.errors import InputError
 
@@ -175,21 +172,9 @@ def check_tensors(found: dict[str, tuple[str, tuple[int, ...]]], cfg: GPTConfig,
     return dtypes.pop()
 
 
-def recover_if_missing(ckpt_dir: str | os.PathLike) -> None:
-    """A checkpoint whose save was interrupted between its two renames is missing until restored: restore
-    it, as `jai train --resume` does (jai/checkpoint/recovery.py), and say so on stderr."""
-    if Path(ckpt_dir).exists():
-        return
-    from jai.checkpoint.recovery import recover_checkpoint  # recovery reads checkpoints through this module
-
-    note = recover_checkpoint(ckpt_dir)
-    if note:
-        print(note, file=sys.stderr)
-
-
-def read_config(ckpt_dir: str | os.PathLike, recover: bool = True) -> GPTConfig:
-    if recover:
-        recover_if_missing(ckpt_dir)
+def read_config(ckpt_dir: str | os.PathLike) -> GPTConfig:
+    """The checkpoint's config.json as a GPTConfig (a folder that is missing is not recovered here: see
+    jai.checkpoint.folder)."""
     path = Path(ckpt_dir) / CONFIG_FILE
     try:
         hf = json.loads(path.read_text(encoding="utf-8"))
@@ -201,66 +186,3 @@ def read_config(ckpt_dir: str | os.PathLike, recover: bool = True) -> GPTConfig:
         return GPTConfig.from_hf(hf, source=str(path))
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
-
-
-def inspect_checkpoint(
-    ckpt_dir: str | os.PathLike, quantized: bool = False, recover: bool = True
-) -> tuple[GPTConfig, str]:
-    """Validate a checkpoint directory end to end; return its config and (float) dtype.
-
-    A quantized checkpoint (`jai quantize`, jai/checkpoint/quant.py) passes only when the caller can run one
-    (`quantized`): training and converting need the float weights.
-    """
-    ckpt_dir = Path(ckpt_dir)
-    if recover:
-        recover_if_missing(ckpt_dir)
-    if not ckpt_dir.is_dir():
-        raise CheckpointError(f"{ckpt_dir}: not a directory")
-    from jai.checkpoint import quant  # jai.checkpoint.quant builds on this module
-
-    spec = quant.read_spec(ckpt_dir)
-    if spec is not None:
-        if not quantized:
-            raise quant.QuantError(
-                f"{ckpt_dir}: a quantized checkpoint ({spec.describe()}); this needs the float checkpoint "
-                "it was made from"
-            )
-        cfg, _, dtype = quant.inspect_quantized(ckpt_dir)
-        return cfg, dtype
-    cfg = read_config(ckpt_dir)
-    path = ckpt_dir / WEIGHTS_FILE
-    return cfg, check_tensors(read_header(path), cfg, path)
-
-
-def save_checkpoint(
-    ckpt_dir: str | os.PathLike,
-    cfg: GPTConfig,
-    writer: str,
-    save_weights: Callable[[Path], None],
-    tokenizer: str | os.PathLike | None = None,
-) -> Path:
-    """Write a checkpoint directory atomically; `save_weights(path)` writes the safetensors file."""
-    ckpt_dir = Path(ckpt_dir)
-    with atomic_directory(ckpt_dir) as tmp:
-        write_model_files(tmp, cfg, writer, save_weights, tokenizer)
-    return ckpt_dir
-
-
-def write_model_files(
-    folder: Path,
-    cfg: GPTConfig,
-    writer: str,
-    save_weights: Callable[[Path], None],
-    tokenizer: str | os.PathLike | None = None,
-) -> None:
-    """The files of a checkpoint, into a folder that the caller makes atomic (see `save_checkpoint`)."""
-    save_weights(folder / WEIGHTS_FILE)
-    text = json.dumps(cfg.to_hf(writer), indent=2) + "\n"
-    (folder / CONFIG_FILE).write_text(text, encoding="utf-8")
-    if tokenizer is not None:
-        shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
-        # tokenizer_config.json, special_tokens_map.json, generation_config.json: what transformers,
-        # mlx-lm and llama.cpp's converter need to find the specials, the stops and the prompt format.
-        from jai.checkpoint.hf_files import write_hf_files
-
-        write_hf_files(folder, cfg, tokenizer)  # the source's name in any error, not the temporary copy's

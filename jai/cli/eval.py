@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jai.atomic import write_text_atomic
-from jai.checkpoint.recovery import resolve_checkpoint
+from jai.checkpoint.folder import resolve_checkpoint
 from jai.checkpoint.weights import TOKENIZER_FILE, CheckpointError
 from jai.dataset import DatasetError, TokenBin
 from jai.devices import BACKENDS, default_backend

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from safetensors.numpy import load_file, save_file
 
-from jai.checkpoint import lora, weights
-from jai.checkpoint.recovery import resolve_checkpoint
+from jai.checkpoint import folder, hf_files, lora, weights
+from jai.checkpoint.folder import resolve_checkpoint
 from jai.errors import InputError
 
 EPILOG = """\
@@ -45,7 +45,7 @@ def fuse(adapter_dir: str | Path, out: str | Path, base: str | Path | None = Non
         raise InputError(f"{out}: already exists; jai fuse writes a new checkpoint")
     _, recorded = lora.read_adapter_config(adapter_dir)
     base_dir = resolve_checkpoint(base or recorded)
-    cfg, _ = weights.inspect_checkpoint(base_dir)
+    cfg, _ = folder.open_checkpoint(base_dir)
     config, _, adapter = lora.read_adapter(adapter_dir, cfg)
     fused = lora.fuse(load_file(base_dir / weights.WEIGHTS_FILE), config, adapter)
     tokenizer = next(
@@ -56,7 +56,7 @@ def fuse(adapter_dir: str | Path, out: str | Path, base: str | Path | None = Non
         ),
         None,
     )
-    weights.save_checkpoint(
+    hf_files.save_checkpoint(
         out, cfg, "jai.fuse", lambda p: save_file(fused, p, metadata=weights.METADATA), tokenizer
     )
     return out

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from jai.checkpoint.recovery import resolve_checkpoint
+from jai.checkpoint.folder import resolve_checkpoint
 from jai.checkpoint.weights import TOKENIZER_FILE, CheckpointError
 from jai.devices import BACKENDS, default_backend
 from jai.errors import InputError

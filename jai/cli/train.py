@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jai.checkpoint.folder import open_config
 from jai.checkpoint.lora import LoraConfig
 from jai.checkpoint.recovery import recover_checkpoint
 from jai.checkpoint.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
-from jai.checkpoint.weights import CheckpointError, read_config
+from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend
@@ -198,10 +199,10 @@ def _configs(args: argparse.Namespace, dtype: str) -> tuple[GPTConfig | None, Tr
                 print(note, file=sys.stderr)
         if not ckpt.exists():
             return None, None  # train() explains that there is nothing to resume
-        model_cfg = read_config(ckpt).replace(**shape) if shape else None
+        model_cfg = open_config(ckpt).replace(**shape) if shape else None
         return model_cfg, read_state_json(ckpt).train_config.replace(**settings)
     if args.init_from:
-        model_cfg = read_config(args.init_from).replace(**shape) if shape else None
+        model_cfg = open_config(args.init_from).replace(**shape) if shape else None
         return model_cfg, TrainConfig(**settings)
     return GPTConfig(**shape), TrainConfig(**settings)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 
-from jai.checkpoint import weights
+from jai.checkpoint import folder, weights
 from jai.checkpoint.lora import LoraConfig, init_adapter, read_adapter
 from jai.checkpoint.recovery import recover_checkpoint
 from jai.checkpoint.train_state import (
@@ -152,7 +152,7 @@ def plan_run(
             "or choose another --out"
         )
     if init_from is not None:
-        cfg, _ = weights.inspect_checkpoint(init_from)
+        cfg, _ = folder.open_checkpoint(init_from)
         _check_data(cfg, meta, None, Path(init_from), data_dir)
         if model_cfg is not None and with_data(model_cfg).replace(dropout=cfg.dropout) != cfg:
             raise CheckpointError(
@@ -212,7 +212,7 @@ def _resume_lora(plan: RunPlan, state: TrainState, asked: LoraConfig | None) -> 
     if asked is not None and asked != lora:
         raise ConfigError(f"{plan.ckpt_dir}: the run trains {lora}; --lora asked for {asked}")
     base = Path(state.base or "")
-    cfg, _ = weights.inspect_checkpoint(base)
+    cfg, _ = folder.open_checkpoint(base)
     if cfg.replace(dropout=state.model_config.dropout) != state.model_config:
         raise CheckpointError(
             f"{base / weights.CONFIG_FILE}: the LoRA run's base model changed since it was trained: "
