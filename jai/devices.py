@@ -8,7 +8,9 @@ framework has a fast bfloat16 matmul on the CPU).
 
 from __future__ import annotations
 
+import importlib
 import platform
+from types import ModuleType
 
 from jai.errors import InputError
 
@@ -18,6 +20,13 @@ BACKENDS = ("mlx", "torch")
 
 class DeviceError(InputError):
     """A device or dtype that was asked for and is not available here."""
+
+
+def twin_module(backend: str, name: str) -> ModuleType:
+    """The twin's module `name` (`jai_mlx.<name>` or `jai_torch.<name>`): the one door from shared code to
+    a twin. Imported when asked, never at import time, so shared code loads no framework it was not asked
+    for (the import contracts in pyproject.toml forbid the static import; tests/test_imports.py this one)."""
+    return importlib.import_module(f"jai_{backend}.{name}")
 
 
 def default_backend() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,30 @@ def test_shared_code_imports_neither_framework():
     result = run(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_stages_reach_a_twin_only_through_the_one_door():
+    """Inside jai/ and data/, a twin is imported only by `jai.devices.twin_module` (at run time, by name),
+    and nothing but the `jai` dispatcher imports modules by name: a stage that imported a twin itself
+    would hide a framework dependency from the import contracts (pyproject.toml), which see static
+    imports only. Function-level imports count too."""
+    allowed = {ROOT / "jai" / "devices.py", ROOT / "jai" / "cli" / "__init__.py"}
+    found = []
+    for path in sorted([*(ROOT / "jai").rglob("*.py"), *(ROOT / "data").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Attribute) and node.attr == "import_module" and path not in allowed:
+                names = ["importlib.import_module"]
+            else:
+                continue
+            bad = [
+                n for n in names if n.split(".")[0] in ("jai_mlx", "jai_torch") or n.endswith("import_module")
+            ]
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in bad]
+    assert found == []
 
 
 def test_missing_framework_names_the_extra():

@@ -9,7 +9,6 @@ in both twins, so both report the same answer scores for one checkpoint.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ from jai.atomic import write_text_atomic
 from jai.checkpoint.folder import resolve_checkpoint
 from jai.checkpoint.weights import TOKENIZER_FILE, CheckpointError
 from jai.dataset import DatasetError, TokenBin
-from jai.devices import BACKENDS, default_backend
+from jai.devices import BACKENDS, default_backend, twin_module
 from jai.evaluation import scoring
 from jai.inference.sampling import SamplingConfig
 from jai.inference.twins import default_stop_ids, load_twin
@@ -66,7 +65,7 @@ def validation_loss(
 ) -> dict[str, Any]:
     """Loss over the first `max_tokens` tokens of val.bin, in consecutive windows
     (jai.evaluation.scoring.loss_windows)."""
-    token_losses = importlib.import_module(f"jai_{backend}.evaluate").token_losses
+    token_losses = twin_module(backend, "evaluate").token_losses
     block = model.config.block_size
     n = len(val) - 1 if max_tokens is None else min(len(val) - 1, max_tokens)
     total, count = 0.0, 0

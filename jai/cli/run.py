@@ -22,7 +22,6 @@ It only calls what the other commands call, so every step can be rerun alone wit
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shlex
 import shutil
@@ -38,7 +37,7 @@ from jai.cli.eval import evaluate_checkpoint
 from jai.config import GPTConfig
 from jai.data.prepare import BUNDLED_SAMPLE, TOKENIZER_FILE, prepare
 from jai.dataset import DatasetError
-from jai.devices import BACKENDS, default_backend
+from jai.devices import BACKENDS, default_backend, twin_module
 from jai.errors import JaiError
 from jai.evaluation.scoring import heldout_samples
 from jai.tokenizer import Tokenizer
@@ -110,10 +109,10 @@ def save_untrained(backend: str, data_dir: Path, model_cfg: GPTConfig, seed: int
     """The weights training starts from (the same seed), saved as a checkpoint `jai eval` can read."""
     meta = json.loads((data_dir / "meta.json").read_text(encoding="utf-8"))
     cfg = model_cfg.replace(vocab_size=meta["vocab_size"])
-    model = importlib.import_module(f"jai_{backend}.model").GPT(cfg, seed=seed)
+    model = twin_module(backend, "model").GPT(cfg, seed=seed)
     if out.exists():
         shutil.rmtree(out)
-    checkpoint = importlib.import_module(f"jai_{backend}.checkpoint")
+    checkpoint = twin_module(backend, "checkpoint")
     checkpoint.save_model(model, out, tokenizer=data_dir / TOKENIZER_FILE)
     return out
 

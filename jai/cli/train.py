@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from jai.checkpoint.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
 from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
-from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend
+from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend, twin_module
 from jai.train_config import TrainConfig
 from jai.training.distributed import launcher_rank
 from jai.training.loop import train
@@ -218,7 +217,7 @@ def _lora(args: argparse.Namespace) -> LoraConfig | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Errors (JaiError, a missing extra) go up to the `jai` dispatcher, which reports them for every command.
-    devices = importlib.import_module(f"jai_{args.backend}.device")
+    devices = twin_module(args.backend, "device")
     try:
         device = devices.resolve_device(args.device)
         try:

@@ -28,11 +28,11 @@ happens here once, so greedy decoding picks the same tokens in both twins.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from jai.devices import twin_module
 from jai.inference.sampling import SamplingConfig, check_prompts, crop_left, group_by_length, resolve_seed
 
 Tensor = Any  # a twin's array: torch.Tensor or mx.array
@@ -110,7 +110,7 @@ def backend_for(model: Any) -> Backend:
     twin = type(model).__module__.split(".")[0]
     if twin not in TWINS:
         raise TypeError(f"not a model of a JAI twin: {type(model).__qualname__} from {twin}")
-    return importlib.import_module(f"{twin}.generate").Backend(model)
+    return twin_module(twin.removeprefix("jai_"), "generate").Backend(model)
 
 
 @dataclass(eq=False)

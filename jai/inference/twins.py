@@ -6,7 +6,6 @@ load a model through here, and only the chosen twin (`jai_<backend>`) is ever im
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import threading
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from jai.devices import BACKENDS
+from jai.devices import BACKENDS, twin_module
 from jai.inference.sampling import SamplingConfig
 
 # Special tokens that end an answer, looked up in the tokenizer by name when no stop ids are given.
@@ -81,9 +80,9 @@ def load_twin(ckpt_dir: str | os.PathLike, backend: str, device: str = "auto") -
         calm_openmp()
     else:
         calm_openblas()
-    devices = importlib.import_module(f"jai_{backend}.device")
-    checkpoint = importlib.import_module(f"jai_{backend}.checkpoint")
-    generate = importlib.import_module(f"jai_{backend}.generate")
+    devices = twin_module(backend, "device")
+    checkpoint = twin_module(backend, "checkpoint")
+    generate = twin_module(backend, "generate")
     name = devices.resolve_device(device)
     if backend == "mlx":
         devices.use_device(name)  # MLX places arrays on a default device, not per model

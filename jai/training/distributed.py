@@ -25,7 +25,6 @@ one stays good whatever happens mid-step.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import sys
@@ -39,6 +38,7 @@ from typing import Any
 
 from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError
+from jai.devices import twin_module
 from jai.errors import RunFailed
 
 TIMEOUT_ENV = "JAI_DIST_TIMEOUT"
@@ -192,7 +192,7 @@ def join(backend: str, where: Callable[[], str] = lambda: "") -> World:
     timeout = timeout_seconds()
     rank = launcher_rank()
     watchdog = Watchdog(timeout, rank, where)  # covers a peer that never shows up, too
-    ops = importlib.import_module(f"jai_{backend}.distributed")
+    ops = twin_module(backend, "distributed")
     rank, size, local_rank = ops.init(timeout)
     watchdog.rank = rank
     watchdog.beat()

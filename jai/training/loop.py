@@ -20,7 +20,6 @@ by the twins, so a run may continue in the other one (dropout's RNG cannot cross
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import time
@@ -40,7 +39,7 @@ from jai.checkpoint.train_state import TrainState
 from jai.checkpoint.weights import CheckpointError
 from jai.config import GPTConfig
 from jai.dataset import BatchSampler
-from jai.devices import BACKENDS, DeviceError
+from jai.devices import BACKENDS, DeviceError, twin_module
 from jai.errors import RunFailed
 from jai.progress import progress_bar
 from jai.train_config import TrainConfig, learning_rate
@@ -101,12 +100,12 @@ def make_trainer(backend: str, device: str = "auto", dtype: str = "auto", compil
     never loads. `dtype` "auto" is bfloat16 where the device computes in it, float32 elsewhere."""
     if backend not in BACKENDS:
         raise DeviceError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    devices = importlib.import_module(f"jai_{backend}.device")
+    devices = twin_module(backend, "device")
     name = devices.resolve_device(device)
     resolved = devices.default_dtype(name, dtype) if dtype == "auto" else dtype
     if resolved == "float32":
         devices.set_true_fp32()  # before the first matmul: MLX reads its TF32 switch once
-    twin = importlib.import_module(f"jai_{backend}.train")
+    twin = twin_module(backend, "train")
     return twin.Trainer(devices.use_device(name), name, resolved, devices.describe(name), compile)
 
 
