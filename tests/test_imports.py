@@ -121,3 +121,15 @@ def test_serve_without_fastapi_names_the_extra(run_dir):
     result = run_without(("fastapi", "uvicorn", "starlette"), ["serve", run_dir])
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "pip install -e '.[serve]'" in result.stderr
+
+
+def test_the_architecture_picture_is_drawn_from_the_code():
+    """docs/architecture.md's import graph is the code's: an import that adds or drops an arrow between
+    stages fails here until tools/import_graph.py redraws it."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "import_graph.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
