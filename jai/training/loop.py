@@ -191,8 +191,7 @@ def train(
     """
     t_begin = time.perf_counter()  # --max-seconds bounds everything from here, evaluations included
     log = log or tqdm.write
-    # Under torchrun or mlx.launch this is one of several processes (jai/training/distributed.py); alone,
-    # rank 0 of 1.
+    # Under torchrun or mlx.launch, one of several processes (see distributed.py); alone, rank 0 of 1.
     ckpt = Path(out_dir) / train_state.CKPT_DIR
     world = distributed.join(
         backend if isinstance(backend, str) else backend.writer.removeprefix("jai_"),
@@ -236,6 +235,96 @@ def _train(
     callback: Callable[[Progress], None] | None,
     world: distributed.World,
 ) -> dict[str, Any]:
+    """The loop itself, in the order a run goes: set up, evaluate the untrained model, then step,
+    evaluate and checkpoint until max_steps, the clock or `stop_at` ends it."""
+    run = _set_up(plan, backend, device, compile, t_begin, max_seconds, log, progress, world)
+    initial_val_loss = _evaluate_untrained(run)
+    cfg, state = plan.train_config, run.state
+    bar = progress_bar(
+        total=cfg.max_steps, initial=run.start, unit="step", desc=run.trainer.writer, enabled=progress
+    )
+    stopped = "max_steps"
+    run.t_start = run.t_last = time.perf_counter()
+    try:
+        if state.step < cfg.max_steps:
+            run.prefetch()
+        while state.step < cfg.max_steps:
+            report, now = _step(run)
+            bar.set_postfix(
+                loss=f"{report.loss:.4f}",
+                lr=f"{report.lr:.2e}",
+                tok_s=f"{report.tokens_per_sec:,.0f}",
+                refresh=False,
+            )
+            bar.update()
+            out_of_time = _out_of_time(run, now)
+            paused = out_of_time or report.step == stop_at
+            last_step = report.step == cfg.max_steps or paused
+            if world.main and (report.step % cfg.eval_interval == 0 or last_step):
+                _evaluate(run, report)
+            if world.main and (report.step % cfg.ckpt_interval == 0 or last_step):
+                _checkpoint(run, report.step)
+            if callback is not None:
+                callback(report)
+            if paused:
+                stopped = "max_seconds" if out_of_time else "stop_at"
+                log(
+                    f"stopping at step {report.step} after {time.perf_counter() - t_begin:.1f}s ({stopped}); "
+                    "--resume continues"
+                )
+                break
+            run.t_last = time.perf_counter()  # evaluation and saving do not count against tokens/sec
+    finally:
+        bar.close()
+        run.metrics.close()
+    return _finish(run, initial_val_loss, stopped)
+
+
+@dataclass
+class _Run:
+    """What the phases of one run share: its parts, its state, and its clock."""
+
+    plan: RunPlan
+    trainer: Trainer
+    world: distributed.World
+    sampler: BatchSampler
+    val_batches: list[Any]
+    state: TrainState
+    metrics: MetricsLog | distributed.NullLog
+    log: Callable[[str], None]
+    progress: bool
+    t_begin: float
+    max_seconds: float | None
+    start: int  # the step this call began at (0, or where a resumed run left off)
+    elapsed_before: float  # training seconds of the earlier calls of a resumed run
+    saved_step: int | None  # the last step checkpointed: what survives a divergence
+    tokens_per_step: int
+    eval_seconds: float = 0.0  # the last evaluation's and save's durations, to stop in time for both
+    save_seconds: float = 0.0
+    t_start: float = 0.0
+    t_last: float = 0.0
+    batch: Any = None  # the next step's batch, drawn while the device works on this one
+    after: dict[str, Any] | None = None  # the sampler as drawing `batch` left it
+
+    def prefetch(self) -> None:
+        """grad_accum batches from the shared sampler, stacked [grad_accum, B, T] on the device."""
+        cfg = self.plan.train_config
+        xs, ys = zip(*(self.sampler.next_batch() for _ in range(cfg.grad_accum)), strict=True)
+        self.batch, self.after = self.trainer.batch(np.stack(xs), np.stack(ys)), self.sampler.state_dict()
+
+
+def _set_up(
+    plan: RunPlan,
+    backend: str | Trainer,
+    device: str,
+    compile: bool,
+    t_begin: float,
+    max_seconds: float | None,
+    log: Callable[[str], None],
+    progress: bool,
+    world: distributed.World,
+) -> _Run:
+    """The twin, the samplers (restored when resuming), the state to save, and the metrics log."""
     distributed.settle_batch(plan, world)  # a resume with another world size keeps the global batch
     cfg, resumed = plan.train_config, plan.resume
     trainer = make_trainer(backend, device, cfg.dtype, compile) if isinstance(backend, str) else backend
@@ -268,17 +357,12 @@ def _train(
     )
     val_batches = [trainer.batch(x, y) for x, y in val_sampler.eval_batches(cfg.eval_batches)]
 
-    def next_batch() -> Any:
-        """grad_accum batches from the shared sampler, stacked [grad_accum, B, T] on the device."""
-        xs, ys = zip(*(sampler.next_batch() for _ in range(cfg.grad_accum)), strict=True)
-        return trainer.batch(np.stack(xs), np.stack(ys))
-
     state = resumed or TrainState(0, 0, cfg, plan.model_config, {}, tokenizer_sha256=plan.tokenizer_sha256)
     state.train_config, state.writer = cfg, trainer.writer
     state.device, state.dtype, state.data_dir = trainer.device, trainer.dtype, str(plan.data_dir)
     if plan.lora is not None:
         state.lora, state.base = plan.lora.to_dict(), str(plan.init_from)
-    start, elapsed_before, saved_step = state.step, state.elapsed_seconds, resumed and resumed.step
+    start = state.step
     tokens_per_step = world.size * cfg.grad_accum * cfg.batch_size * block
     metrics = (
         MetricsLog(plan.metrics_path, start if resumed else None) if world.main else distributed.NullLog()
@@ -296,105 +380,125 @@ def _train(
         f"{trainer.description}, {trainer.dtype}: {plan.model_config.num_params():,} parameters, "
         f"{tokens_per_step:,} tokens/step, {'resuming at' if resumed else 'starting from'} step {start}"
     )
-    initial_val_loss, eval_seconds, save_seconds = None, 0.0, 0.0
-    # nanoGPT's step-0 evaluation: the untrained baseline (rank 0 alone evaluates)
-    if resumed is None and cfg.max_steps > 0 and world.main:
-        t_eval = time.perf_counter()
-        budget = None if max_seconds is None else EVAL_SHARE * max_seconds
-        initial_val_loss, used = evaluate(trainer, val_batches, progress, budget)
-        eval_seconds = time.perf_counter() - t_eval
-        if used < len(val_batches):
-            log(f"evaluating on {used} of {len(val_batches)} batches, to fit --max-seconds {max_seconds:g}")
-            val_batches = val_batches[:used]
-        metrics.write({"step": 0, "val_loss": initial_val_loss, "elapsed": 0.0})
-        log(f"step 0: val loss {initial_val_loss:.4f} (untrained)")
-    bar = progress_bar(total=cfg.max_steps, initial=start, unit="step", desc=trainer.writer, enabled=progress)
-    stopped = "max_steps"
-    t_start = t_last = time.perf_counter()
-    try:
-        if state.step < cfg.max_steps:
-            batch, after = next_batch(), sampler.state_dict()
-        while state.step < cfg.max_steps:
-            lr = learning_rate(state.step, cfg)
-            handle = trainer.step(batch, lr)
-            sampler_state = after  # the sampler as this step leaves it, for a checkpoint after it
-            if state.step + 1 < cfg.max_steps:  # the host draws the next batch while the device works
-                batch, after = next_batch(), sampler.state_dict()
-            loss, norm = trainer.result(handle)  # the one wait for the device per step
-            world.beat()  # a step completed: the watchdog's sign that every process is alive
-            now = time.perf_counter()
-            step = state.step + 1
-            if not finite(loss, norm):
-                metrics.write({"step": step, "event": "diverged", "loss": str(loss), "grad_norm": str(norm)})
-                last = f"{state.loss:.4f} at step {state.step}" if state.loss is not None else "none"
-                kept = (
-                    f"the last good checkpoint, {plan.ckpt_dir} (step {saved_step}), is kept"
-                    if saved_step is not None
-                    else "no checkpoint had been written yet"
-                )
-                raise TrainingDiverged(
-                    f"training diverged at step {step}: loss {loss}, grad norm {norm} (last finite loss "
-                    f"{last}); this step was not saved and {kept}"
-                )
-            tok_s = tokens_per_step / max(now - t_last, 1e-9)
-            state.step, state.loss, state.sampler = step, loss, sampler_state
-            state.tokens_seen += tokens_per_step
-            state.elapsed_seconds = elapsed_before + now - t_start
-            metrics.write(
-                {
-                    "step": step,
-                    "loss": loss,
-                    "lr": lr,
-                    "grad_norm": norm,
-                    "tokens": state.tokens_seen,
-                    "elapsed": round(state.elapsed_seconds, 4),
-                    "tok_s": round(tok_s, 1),
-                }
-            )
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}", refresh=False)
-            bar.update()
-            # stop when the next step would leave no time for the final evaluation and save
-            step_seconds = now - t_last
-            needed = step_seconds + eval_seconds + save_seconds
-            # ranks decide together: their clocks differ, and one stopping alone would leave the rest waiting
-            out_of_time = max_seconds is not None and world.any(now - t_begin + needed >= max_seconds)
-            paused = out_of_time or step == stop_at
-            last_step = step == cfg.max_steps or paused
-            report = Progress(step, loss, lr, norm, tok_s)
-            if world.main and (step % cfg.eval_interval == 0 or last_step):
-                t_eval = time.perf_counter()
-                state.val_loss, _ = evaluate(trainer, val_batches, progress)
-                report.val_loss, eval_seconds = state.val_loss, time.perf_counter() - t_eval
-                if state.best_val_loss is None or state.val_loss < state.best_val_loss:
-                    state.best_val_loss = state.val_loss
-                metrics.write(
-                    {"step": step, "val_loss": state.val_loss, "elapsed": round(state.elapsed_seconds, 4)}
-                )
-                log(f"step {step}: train loss {loss:.4f}, val loss {state.val_loss:.4f}")
-            if world.main and (step % cfg.ckpt_interval == 0 or last_step):
-                t_save = time.perf_counter()
-                check_weights(trainer, step, plan, saved_step)
-                trainer.save(plan.ckpt_dir, state, plan.tokenizer)
-                saved_step, save_seconds = step, time.perf_counter() - t_save
-            if callback is not None:
-                callback(report)
-            if paused:
-                stopped = "max_seconds" if out_of_time else "stop_at"
-                log(
-                    f"stopping at step {step} after {time.perf_counter() - t_begin:.1f}s ({stopped}); "
-                    "--resume continues"
-                )
-                break
-            t_last = time.perf_counter()  # evaluation and saving do not count against tokens/sec
-    finally:
-        bar.close()
-        metrics.close()
-    seconds = time.perf_counter() - t_start
+    return _Run(
+        plan,
+        trainer,
+        world,
+        sampler,
+        val_batches,
+        state,
+        metrics,
+        log,
+        progress,
+        t_begin,
+        max_seconds,
+        start=start,
+        elapsed_before=state.elapsed_seconds,
+        saved_step=resumed and resumed.step,
+        tokens_per_step=tokens_per_step,
+    )
+
+
+def _evaluate_untrained(run: _Run) -> float | None:
+    """nanoGPT's step-0 evaluation: the untrained baseline (rank 0 alone evaluates). Under --max-seconds
+    it takes at most EVAL_SHARE of the budget, and later evaluations use as many batches as it did."""
+    cfg = run.plan.train_config
+    if run.plan.resume is not None or cfg.max_steps <= 0 or not run.world.main:
+        return None
+    t_eval = time.perf_counter()
+    budget = None if run.max_seconds is None else EVAL_SHARE * run.max_seconds
+    val_loss, used = evaluate(run.trainer, run.val_batches, run.progress, budget)
+    run.eval_seconds = time.perf_counter() - t_eval
+    if used < len(run.val_batches):
+        batches = len(run.val_batches)
+        run.log(f"evaluating on {used} of {batches} batches, to fit --max-seconds {run.max_seconds:g}")
+        run.val_batches = run.val_batches[:used]
+    run.metrics.write({"step": 0, "val_loss": val_loss, "elapsed": 0.0})
+    run.log(f"step 0: val loss {val_loss:.4f} (untrained)")
+    return val_loss
+
+
+def _step(run: _Run) -> tuple[Progress, float]:
+    """One optimizer step, checked for divergence and logged; returns its report and when it ended."""
+    cfg, state, plan = run.plan.train_config, run.state, run.plan
+    lr = learning_rate(state.step, cfg)
+    handle = run.trainer.step(run.batch, lr)
+    sampler_state = run.after  # the sampler as this step leaves it, for a checkpoint after it
+    if state.step + 1 < cfg.max_steps:  # the host draws the next batch while the device works
+        run.prefetch()
+    loss, norm = run.trainer.result(handle)  # the one wait for the device per step
+    run.world.beat()  # a step completed: the watchdog's sign that every process is alive
+    now = time.perf_counter()
+    step = state.step + 1
+    if not finite(loss, norm):
+        run.metrics.write({"step": step, "event": "diverged", "loss": str(loss), "grad_norm": str(norm)})
+        last = f"{state.loss:.4f} at step {state.step}" if state.loss is not None else "none"
+        kept = (
+            f"the last good checkpoint, {plan.ckpt_dir} (step {run.saved_step}), is kept"
+            if run.saved_step is not None
+            else "no checkpoint had been written yet"
+        )
+        raise TrainingDiverged(
+            f"training diverged at step {step}: loss {loss}, grad norm {norm} (last finite loss "
+            f"{last}); this step was not saved and {kept}"
+        )
+    tok_s = run.tokens_per_step / max(now - run.t_last, 1e-9)
+    state.step, state.loss, state.sampler = step, loss, sampler_state
+    state.tokens_seen += run.tokens_per_step
+    state.elapsed_seconds = run.elapsed_before + now - run.t_start
+    run.metrics.write(
+        {
+            "step": step,
+            "loss": loss,
+            "lr": lr,
+            "grad_norm": norm,
+            "tokens": state.tokens_seen,
+            "elapsed": round(state.elapsed_seconds, 4),
+            "tok_s": round(tok_s, 1),
+        }
+    )
+    return Progress(step, loss, lr, norm, tok_s), now
+
+
+def _out_of_time(run: _Run, now: float) -> bool:
+    """Whether the next step (as long as the one that ended at `now`) would leave no time for the final
+    evaluation and save. The ranks decide together: their clocks differ, and one stopping alone would
+    leave the rest waiting."""
+    needed = now - run.t_last + run.eval_seconds + run.save_seconds
+    return run.max_seconds is not None and run.world.any(now - run.t_begin + needed >= run.max_seconds)
+
+
+def _evaluate(run: _Run, report: Progress) -> None:
+    """Validation loss after `report`'s step, into the state (best so far too), the metrics and the log."""
+    state = run.state
+    t_eval = time.perf_counter()
+    state.val_loss, _ = evaluate(run.trainer, run.val_batches, run.progress)
+    report.val_loss, run.eval_seconds = state.val_loss, time.perf_counter() - t_eval
+    if state.best_val_loss is None or state.val_loss < state.best_val_loss:
+        state.best_val_loss = state.val_loss
+    run.metrics.write(
+        {"step": report.step, "val_loss": state.val_loss, "elapsed": round(state.elapsed_seconds, 4)}
+    )
+    run.log(f"step {report.step}: train loss {report.loss:.4f}, val loss {state.val_loss:.4f}")
+
+
+def _checkpoint(run: _Run, step: int) -> None:
+    """Save the run (weights checked sane first, so a diverging run never overwrites a good checkpoint)."""
+    t_save = time.perf_counter()
+    check_weights(run.trainer, step, run.plan, run.saved_step)
+    run.trainer.save(run.plan.ckpt_dir, run.state, run.plan.tokenizer)
+    run.saved_step, run.save_seconds = step, time.perf_counter() - t_save
+
+
+def _finish(run: _Run, initial_val_loss: float | None, stopped: str) -> dict[str, Any]:
+    """The run's summary: what `jai train` prints and `train` returns."""
+    state, trainer, plan = run.state, run.trainer, run.plan
+    seconds = time.perf_counter() - run.t_start
     return {
         "backend": trainer.writer,
         "device": trainer.description,
         "dtype": trainer.dtype,
-        "start_step": start,
+        "start_step": run.start,
         "step": state.step,
         "stopped": stopped,
         "loss": state.loss,
@@ -403,11 +507,11 @@ def _train(
         "best_val_loss": state.best_val_loss,
         "tokens_seen": state.tokens_seen,
         "elapsed_seconds": state.elapsed_seconds,
-        "tokens_per_sec": (state.step - start) * tokens_per_step / max(seconds, 1e-9),
+        "tokens_per_sec": (state.step - run.start) * run.tokens_per_step / max(seconds, 1e-9),
         "ckpt": str(plan.ckpt_dir),
         "metrics": str(plan.metrics_path),
-        "rank": world.rank,  # of world.size processes; only rank 0 logged, evaluated and saved
-        "world_size": world.size,
+        "rank": run.world.rank,  # of world.size processes; only rank 0 logged, evaluated and saved
+        "world_size": run.world.size,
     }
 
 
