@@ -216,32 +216,41 @@ class BatchEngine:
     # --- the worker thread --------------------------------------------------------------------------
 
     def _work(self) -> None:
+        """Each round: wait for work, drop cancelled requests, let waiting ones join, decode one step."""
         self._batch = Batch(self.backend, capacity=self.max_batch, cache=self._cache)
-        while True:
-            with self._lock:
-                while not (self._waiting or self._running or self._to_cancel or self._closing):
-                    self._lock.wait()
-                cancelled, self._to_cancel = self._to_cancel, []
-                for request in self._running:
-                    if request._cancelled and request not in cancelled:
-                        cancelled.append(request)
-                if self._closing and not (self._waiting or self._running or cancelled):
-                    return
+        while (cancelled := self._next_round()) is not None:
             for request in cancelled:
                 self._finish(request, "cancelled")
-            with self._lock:
-                joining = []
-                while self._waiting and len(self._running) + len(joining) < self.max_batch:
-                    joining.append(self._waiting.popleft())
-                for request in joining:
-                    self._running[request] = None  # counted as running from here on
-            for request in joining:
-                request.started_at = time.monotonic()
-                sampler = self._batch.sampler(request.cfg)  # its own random stream
-                row = self._batch.add(request.prompt, sampler, owner=request)
-                self._running[request] = row
+            self._admit()
             if self._running:
                 self._step()
+
+    def _next_round(self) -> list[Request] | None:
+        """Wait until there is work; the requests to cancel now, or None once closed with nothing left."""
+        with self._lock:
+            while not (self._waiting or self._running or self._to_cancel or self._closing):
+                self._lock.wait()
+            cancelled, self._to_cancel = self._to_cancel, []
+            for request in self._running:
+                if request._cancelled and request not in cancelled:
+                    cancelled.append(request)
+            if self._closing and not (self._waiting or self._running or cancelled):
+                return None
+        return cancelled
+
+    def _admit(self) -> None:
+        """Move waiting requests into the batch's free rows (each is prefilled in the next step)."""
+        with self._lock:
+            joining = []
+            while self._waiting and len(self._running) + len(joining) < self.max_batch:
+                joining.append(self._waiting.popleft())
+            for request in joining:
+                self._running[request] = None  # counted as running from here on
+        for request in joining:
+            request.started_at = time.monotonic()
+            sampler = self._batch.sampler(request.cfg)  # its own random stream
+            row = self._batch.add(request.prompt, sampler, owner=request)
+            self._running[request] = row
 
     def _step(self) -> None:
         try:
