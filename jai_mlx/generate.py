@@ -25,8 +25,7 @@ def top_k_filter(logits: mx.array, k: int) -> mx.array:
 
 
 def top_p_filter(logits: mx.array, p: float) -> mx.array:
-    """Logits [B, vocab] with all but each row's nucleus (see jai.inference.decode.filter_logits) set to
-    -inf."""
+    """Logits [B, vocab] with all but each row's nucleus (jai.inference.decode.filter_logits) set to -inf."""
     if p >= 1.0:
         return logits
     order = mx.argsort(-logits, axis=-1)
@@ -61,7 +60,7 @@ def thread_stream(device: mx.Device) -> mx.ThreadLocalStream:
 
 
 class Backend:
-    """The MLX model as jai/inference/decode.py's `Backend`: logits, cache, sampling ops, host transfer."""
+    """The MLX model as the decoding loop's `Backend`: logits, cache, sampling ops, host transfer."""
 
     def __init__(self, model: GPT) -> None:
         self.model = model.eval()

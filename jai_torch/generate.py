@@ -25,8 +25,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Logits [B, vocab] with all but each row's nucleus (see jai.inference.decode.filter_logits) set to
-    -inf."""
+    """Logits [B, vocab] with all but each row's nucleus (jai.inference.decode.filter_logits) set to -inf."""
     if p >= 1.0:
         return logits
     order = torch.argsort(logits, dim=-1, descending=True)
@@ -48,8 +47,7 @@ class Rng:
 
 
 class Backend:
-    """The PyTorch model as jai/inference/decode.py's `Backend`: logits, cache, sampling ops, host
-    transfer."""
+    """The PyTorch model as the decoding loop's `Backend`: logits, cache, sampling ops, host transfer."""
 
     def __init__(self, model: GPT) -> None:
         self.model = model.eval()

@@ -31,8 +31,8 @@ class LoRALinear(nn.Linear):
 
 
 def apply_lora(model: GPT, lora: LoraConfig, adapter: dict[str, np.ndarray]) -> None:
-    """Adapt `model` in place with the adapter's tensors (twins' names, jai/checkpoint/lora.py); freeze the
-    rest."""
+    """Adapt `model` in place with the adapter's tensors (twins' names, jai/checkpoint/lora.py); freeze
+    the rest."""
     model.requires_grad_(False)
     for name in adapted_layers(model.config, lora):
         parent, _, attr = name.rpartition(".")

@@ -33,8 +33,7 @@ class Trainer:
     writer = checkpoint.WRITER
 
     def __init__(self, dev: torch.device, device: str, dtype: str, description: str, compile: bool) -> None:
-        # made by jai.training.loop.make_trainer; compile: torch.compile the forward pass (jai train
-        # --compile)
+        # made by jai.training.loop.make_trainer; compile: torch.compile the forward pass (--compile)
         self.dev, self.device, self.dtype, self.description = dev, device, dtype, description
         self.compile = compile
 

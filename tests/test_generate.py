@@ -250,8 +250,8 @@ def test_sampling_config_refuses_bad_values(changes, message):
 
 def test_tiny_and_denormal_temperatures_are_refused_and_the_smallest_allowed_one_decodes(twin):
     """Below MIN_TEMPERATURE the logits would overflow when divided (torch.multinomial then raises on NaN
-    probabilities): such temperatures are refused with the rule (jai/inference/sampling.py), as the server
-    does."""
+    probabilities): such temperatures are refused with the rule (jai/inference/sampling.py), as the
+    server does."""
     for t in (1e-40, 5e-324, MIN_TEMPERATURE / 2, 1e3):
         with pytest.raises(SamplingError, match=r"temperature must be 0 \(greedy\) or between 0.001 and 100"):
             SamplingConfig(temperature=t)

@@ -72,8 +72,7 @@ def calm_openblas() -> None:
 
 def load_twin(ckpt_dir: str | os.PathLike, backend: str, device: str = "auto") -> tuple[Any, ModuleType]:
     """A checkpoint's model in the chosen twin on `device` ("auto": the twin's best), and the twin's
-    generate module (whose `generate` / `generate_tokens` are jai.inference.decode's, which take the
-    model)."""
+    generate module (its `generate` / `generate_tokens`, jai.inference.decode's, take the model)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be 'mlx' or 'torch', got {backend!r}")
     if backend == "torch":

@@ -51,8 +51,7 @@ def chars_per_token(tokenizer: Any) -> int | None:
 
 
 def budget(block_size: int, max_new_tokens: int) -> int:
-    """Prompt tokens that leave room to answer: the context minus `jai.inference.sampling.room` (at most
-    half)."""
+    """Prompt tokens that leave room to answer: the context minus `sampling.room` (at most half)."""
     return block_size - room(block_size, max_new_tokens)
 
 
