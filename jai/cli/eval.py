@@ -12,12 +12,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from jai.atomic import write_text_atomic
 from jai.checkpoint.folder import resolve_checkpoint
 from jai.checkpoint.weights import TOKENIZER_FILE, CheckpointError
+from jai.data.qa import Sample
 from jai.dataset import DatasetError, TokenBin
 from jai.devices import BACKENDS, default_backend, twin_module
 from jai.evaluation import scoring
@@ -80,6 +82,53 @@ def validation_loss(
     return scoring.loss_report(total, count, len(text.encode("utf-8")))
 
 
+def answer_results(
+    model: Any, twin: Any, tok: Tokenizer, samples: list[Sample], batch_size: int, progress: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Greedy answers to `samples`' questions about their documents, scored (jai.evaluation.scoring):
+    the scores, and one row per question with its answer, the reference and both scores."""
+    budget = model.config.block_size - MIN_ANSWER_TOKENS
+    prompts = [fit_prompt(tok, s.question, s.doc, budget)[0] for s in samples]
+    predictions = greedy_answers(model, twin, tok, prompts, batch_size, progress)
+    answers = [scoring.Answer(s.kind, s.lang, p, s.answer) for s, p in zip(samples, predictions, strict=True)]
+    rows = [
+        {
+            "posting_id": s.posting_id,
+            "kind": s.kind,
+            "lang": s.lang,
+            "question": s.question,
+            "prediction": a.prediction,
+            "reference": a.reference,
+            "exact": scoring.exact_match(a.prediction, a.reference),
+            "f1": scoring.char_f1(a.prediction, a.reference),
+        }
+        for s, a in zip(samples, answers, strict=True)
+    ]
+    return scoring.score_answers(answers), rows
+
+
+def answer_probe(data_dir: str | Path, backend: str, n: int, batch_size: int = 16) -> Callable[[Any], dict]:
+    """What `jai train --eval-answers N` runs at every evaluation: greedy answers to the same N held-out
+    questions (spread over kinds and languages), as the figures metrics.jsonl records: answers_fields_exact,
+    answers_fields_f1, answers_all_exact, answers_all_f1 and answers_repeated."""
+    meta = scoring.read_meta(data_dir)
+    tok = Tokenizer.load(Path(data_dir) / TOKENIZER_FILE)
+    samples = scoring.spread(scoring.heldout_samples(meta, tok), n)
+    twin = twin_module(backend, "generate")
+
+    def probe(model: Any) -> dict[str, float]:
+        scores, _ = answer_results(model, twin, tok, samples, batch_size, progress=False)
+        figures = {
+            f"answers_{part}_{score}": round(scores[part][score], 4)
+            for part in ("fields", "all")
+            for score in ("exact", "f1")
+            if scores[part]["n"]
+        }
+        return {**figures, "answers_repeated": round(scores["repeated"], 4)}
+
+    return probe
+
+
 def evaluate_checkpoint(
     ckpt: str | Path,
     data_dir: str | Path | None = None,
@@ -90,53 +139,43 @@ def evaluate_checkpoint(
     batch_size: int = 16,
     progress: bool = True,
     log: Any = print,
+    postings: Sequence[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Everything `jai eval` reports, as a dict (the JSON it writes). `max_answers` / `loss_tokens` None:
-    all of them; 0: skip that part."""
+    all of them; 0: skip that part. `postings` asks about those postings instead of the held-out ones
+    (no validation loss then: there are no validation tokens for them)."""
     ckpt = resolve_checkpoint(ckpt)
-    data_dir = Path(data_dir if data_dir is not None else recorded_data_dir(ckpt, resume=True))
-    meta = scoring.read_meta(data_dir)
     tok_file = ckpt / TOKENIZER_FILE
     if not tok_file.is_file():
         raise CheckpointError(f"{ckpt}: the checkpoint has no {TOKENIZER_FILE}")
     tok = Tokenizer.load(tok_file)
-    if meta.get("tokenizer_sha256") not in (None, tok.sha256):
-        raise DatasetError(
-            f"{data_dir}: made with another tokenizer than {tok_file}; evaluate on the data the model was "
-            "trained on (--data)"
-        )
-    val = TokenBin(data_dir / "val.bin", vocab_size=meta.get("vocab_size"))
-    samples = scoring.spread(scoring.heldout_samples(meta, tok), max_answers) if max_answers != 0 else []
     started = time.perf_counter()
     model, twin = load_twin(ckpt, backend, device)
     if tok.vocab_size > model.config.vocab_size:
         raise CheckpointError(
             f"{ckpt}: the tokenizer has more tokens than the model ({model.config.vocab_size})"
         )
-    result: dict[str, Any] = {"checkpoint": str(ckpt), "data": str(data_dir), "backend": backend}
+    if postings:
+        samples = scoring.postings_samples(postings, tok, model.config.block_size)
+        samples = scoring.spread(samples, max_answers) if max_answers != 0 else []
+        result: dict[str, Any] = {"checkpoint": str(ckpt), "postings": [str(p) for p in postings]}
+        result["backend"] = backend
+        loss_tokens = 0
+    else:
+        data_dir = Path(data_dir if data_dir is not None else recorded_data_dir(ckpt, resume=True))
+        meta = scoring.read_meta(data_dir)
+        if meta.get("tokenizer_sha256") not in (None, tok.sha256):
+            raise DatasetError(
+                f"{data_dir}: made with another tokenizer than {tok_file}; evaluate on the data the model "
+                "was trained on (--data)"
+            )
+        val = TokenBin(data_dir / "val.bin", vocab_size=meta.get("vocab_size"))
+        samples = scoring.spread(scoring.heldout_samples(meta, tok), max_answers) if max_answers != 0 else []
+        result = {"checkpoint": str(ckpt), "data": str(data_dir), "backend": backend}
     if loss_tokens != 0:
         result["loss"] = validation_loss(model, backend, tok, val, loss_tokens, batch_size, progress)
     if max_answers != 0:
-        budget = model.config.block_size - MIN_ANSWER_TOKENS
-        prompts = [fit_prompt(tok, s.question, s.doc, budget)[0] for s in samples]
-        predictions = greedy_answers(model, twin, tok, prompts, batch_size, progress)
-        answers = [
-            scoring.Answer(s.kind, s.lang, p, s.answer) for s, p in zip(samples, predictions, strict=True)
-        ]
-        result["answers"] = scoring.score_answers(answers)
-        result["samples"] = [
-            {
-                "posting_id": s.posting_id,
-                "kind": s.kind,
-                "lang": s.lang,
-                "question": s.question,
-                "prediction": a.prediction,
-                "reference": a.reference,
-                "exact": scoring.exact_match(a.prediction, a.reference),
-                "f1": scoring.char_f1(a.prediction, a.reference),
-            }
-            for s, a in zip(samples, answers, strict=True)
-        ]
+        result["answers"], result["samples"] = answer_results(model, twin, tok, samples, batch_size, progress)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -153,7 +192,8 @@ examples:
   jai eval out/run                              # the run's checkpoint, on the data it was trained on
   jai eval out/run/ckpt --data out/data --backend mlx
   jai eval out/run --json out/eval.json         # also write every score and answer as JSON
-  jai eval out/run --answers 40 --loss-tokens 8192   # a quick look"""
+  jai eval out/run --answers 40 --loss-tokens 8192   # a quick look
+  jai eval out/run --postings ../shared/data/nyc-jobs   # postings written by someone else"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="validation tokens to compute the loss on; 0 skips (default: 65,536)",
     )
+    p.add_argument(
+        "--postings",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="ask about these postings instead (.json files or folders, either schema `jai prepare` reads): "
+        "postings written by someone else, which the model never trained on; answers only, no loss",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="rows per forward pass (default: 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or lines")
     return p
@@ -210,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         loss_tokens=args.loss_tokens,
         batch_size=args.batch_size,
         progress=not args.no_progress,
+        postings=args.postings,
     )
-    print(f"{result['checkpoint']} on {result['data']} ({args.backend}, {result['seconds']:.0f}s)")
+    source = result.get("data") or ", ".join(result["postings"])
+    print(f"{result['checkpoint']} on {source} ({args.backend}, {result['seconds']:.0f}s)")
     print(scoring.format_table(result))
     if args.json:
         write_text_atomic(args.json, json.dumps(result, ensure_ascii=False, indent=1) + "\n")

@@ -124,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop after S seconds of training, with a checkpoint, to --resume later (default: no limit)",
     )
+    run.add_argument(
+        "--eval-answers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at every evaluation, also answer N held-out questions (greedy, spread over kinds and "
+        "languages) "
+        "and record their scores in metrics.jsonl: the answer curve of the run (default: 0, off)",
+    )
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     run.add_argument(
         "--init-from",
@@ -214,6 +223,21 @@ def _lora(args: argparse.Namespace) -> LoraConfig | None:
     return LoraConfig(rank=args.lora, alpha=alpha, targets=targets, seed=args.seed or TrainConfig().seed)
 
 
+def _answer_probe(args: argparse.Namespace) -> Any:
+    """--eval-answers: the held-out questions of the data this run trains on (jai.cli.eval.answer_probe)."""
+    if args.eval_answers < 0:
+        raise ConfigError(f"--eval-answers must be >= 0, got {args.eval_answers}")
+    if not args.eval_answers:
+        return None
+    from jai.cli.eval import answer_probe  # the twin's decoding loads only when asked for
+
+    data = args.data
+    if data is None:
+        ckpt = Path(args.out) / CKPT_DIR
+        data = read_state_json(ckpt).data_dir if args.resume and ckpt.exists() else None
+    return answer_probe(data or DEFAULT_DATA, args.backend, args.eval_answers)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Errors (JaiError, a missing extra) go up to the `jai` dispatcher, which reports them for every command.
@@ -239,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
             compile=args.compile,
             lora=_lora(args),
+            probe=_answer_probe(args),
         )
     except KeyboardInterrupt:
         print(

@@ -158,6 +158,17 @@ def heldout_samples(meta: dict[str, Any], tok: Encoder) -> list[Sample]:
     return list(samples)
 
 
+def postings_samples(
+    paths: Sequence[str | Path], tok: Encoder, context: int, seed: int = 1337
+) -> list[Sample]:
+    """Every question kind asked of every posting in these files or folders (either schema `jai prepare`
+    reads), documents fitted to `context` as `jai prepare` fits them: `jai eval --postings`, for postings
+    written by someone else. Unlike `heldout_samples` nothing here knows what the model trained on: pass
+    postings it never saw."""
+    postings, _ = load_postings(list(paths))
+    return list(fit_samples(tok, make_samples(postings, seed), context))
+
+
 def spread(samples: Sequence[Sample], limit: int | None) -> list[Sample]:
     """At most `limit` samples, taken in turn from each (kind, language), so a small limit still asks
     every kind in every language; the order is deterministic."""

@@ -53,6 +53,10 @@ class TrainingDiverged(RunFailed):
     """The loss (or the gradient norm) stopped being finite; the last good checkpoint is kept."""
 
 
+# A probe scores the model at each evaluation: model -> {figure name: value} for metrics.jsonl.
+Probe = Callable[[Any], dict[str, float]]
+
+
 class Trainer(Protocol):
     """What a twin does for the loop: everything here differs between frameworks, nothing else does.
 
@@ -64,6 +68,7 @@ class Trainer(Protocol):
     device: str  # the resolved device name ("cpu", "gpu", "cuda", "mps")
     dtype: str  # "float32", or "bfloat16" for bf16 compute over float32 master weights
     description: str  # the device in words, for the log
+    model: Any  # the twin's GPT, built by `start`: what a probe (see `train`) generates with
 
     def start(self, plan: RunPlan, resumed: TrainState | None) -> bool:
         """Build model and optimizer from the plan (fresh, resumed or initialised from a checkpoint) and
@@ -173,6 +178,7 @@ def train(
     compile: bool = False,
     callback: Callable[[Progress], None] | None = None,
     lora: LoraConfig | None = None,
+    probe: Probe | None = None,
 ) -> dict[str, Any]:
     """Train on `data_dir` (from `jai prepare`) into `out_dir` with a twin; return a summary of the run.
 
@@ -186,7 +192,10 @@ def train(
     evaluation takes fewer batches if it would eat more than EVAL_SHARE of the budget), with a checkpoint
     to resume from. `stop_at` stops the same way after that step (the
     schedule still runs to max_steps), as if the run had been interrupted there. `callback` sees every
-    step's `Progress`. Raises TrainingDiverged when the loss stops being finite or the weights leave
+    step's `Progress`. `probe(model)` runs after every evaluation, the untrained one too, with the model in
+    eval mode: the figures it returns join that evaluation's line in metrics.jsonl (`jai train
+    --eval-answers` scores held-out answers this way; the loop itself knows nothing of answers).
+    Raises TrainingDiverged when the loss stops being finite or the weights leave
     their sane range, keeping the last good checkpoint; RunLocked when another process trains in `out_dir`.
     """
     t_begin = time.perf_counter()  # --max-seconds bounds everything from here, evaluations included
@@ -213,7 +222,18 @@ def train(
             if plan.train_config.align_samples:
                 run_plan.add_sample_starts(plan)
             return _train(
-                plan, backend, device, compile, t_begin, max_seconds, stop_at, log, progress, callback, world
+                plan,
+                backend,
+                device,
+                compile,
+                t_begin,
+                max_seconds,
+                stop_at,
+                log,
+                progress,
+                callback,
+                world,
+                probe,
             )
     except Exception as e:
         world.raise_if_peer_lost(e)  # another process died mid-collective: say so in one line
@@ -234,10 +254,12 @@ def _train(
     progress: bool,
     callback: Callable[[Progress], None] | None,
     world: distributed.World,
+    probe: Probe | None = None,
 ) -> dict[str, Any]:
     """The loop itself, in the order a run goes: set up, evaluate the untrained model, then step,
     evaluate and checkpoint until max_steps, the clock or `stop_at` ends it."""
     run = _set_up(plan, backend, device, compile, t_begin, max_seconds, log, progress, world)
+    run.probe = probe
     initial_val_loss = _evaluate_untrained(run)
     cfg, state = plan.train_config, run.state
     bar = progress_bar(
@@ -303,6 +325,7 @@ class _Run:
     save_seconds: float = 0.0
     t_start: float = 0.0
     t_last: float = 0.0
+    probe: Probe | None = None  # more figures for every evaluation (see `train`)
     batch: Any = None  # the next step's batch, drawn while the device works on this one
     after: dict[str, Any] | None = None  # the sampler as drawing `batch` left it
 
@@ -413,8 +436,10 @@ def _evaluate_untrained(run: _Run) -> float | None:
         batches = len(run.val_batches)
         run.log(f"evaluating on {used} of {batches} batches, to fit --max-seconds {run.max_seconds:g}")
         run.val_batches = run.val_batches[:used]
-    run.metrics.write({"step": 0, "val_loss": val_loss, "elapsed": 0.0})
-    run.log(f"step 0: val loss {val_loss:.4f} (untrained)")
+    figures = _probe(run)
+    run.eval_seconds = time.perf_counter() - t_eval
+    run.metrics.write({"step": 0, "val_loss": val_loss, "elapsed": 0.0, **figures})
+    run.log(f"step 0: val loss {val_loss:.4f} (untrained){_shown(figures)}")
     return val_loss
 
 
@@ -473,13 +498,26 @@ def _evaluate(run: _Run, report: Progress) -> None:
     state = run.state
     t_eval = time.perf_counter()
     state.val_loss, _ = evaluate(run.trainer, run.val_batches, run.progress)
+    figures = _probe(run)
     report.val_loss, run.eval_seconds = state.val_loss, time.perf_counter() - t_eval
     if state.best_val_loss is None or state.val_loss < state.best_val_loss:
         state.best_val_loss = state.val_loss
-    run.metrics.write(
-        {"step": report.step, "val_loss": state.val_loss, "elapsed": round(state.elapsed_seconds, 4)}
+    record = {"step": report.step, "val_loss": state.val_loss, "elapsed": round(state.elapsed_seconds, 4)}
+    run.metrics.write({**record, "tokens": state.tokens_seen, **figures})
+    run.log(
+        f"step {report.step}: train loss {report.loss:.4f}, val loss {state.val_loss:.4f}{_shown(figures)}"
     )
-    run.log(f"step {report.step}: train loss {report.loss:.4f}, val loss {state.val_loss:.4f}")
+
+
+def _probe(run: _Run) -> dict[str, float]:
+    if run.probe is None:
+        return {}
+    with eval_mode(run.trainer.model):
+        return run.probe(run.trainer.model)
+
+
+def _shown(figures: dict[str, float]) -> str:
+    return "".join(f", {name} {value:.3f}" for name, value in figures.items())
 
 
 def _checkpoint(run: _Run, step: int) -> None:
