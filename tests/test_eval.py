@@ -220,3 +220,32 @@ def test_repeated_counts_lines_said_more_often_than_the_reference() -> None:
     )
     assert scores["repeated"] == 0.5
     assert scores["fields"] == {"n": 1, "exact": 1.0, "f1": 1.0}
+
+
+
+def test_postings_written_by_someone_else(untrained: Path, tmp_path: Path, capsys) -> None:
+    """--postings asks every kind about the given postings (either schema), answers only."""
+    from jai import cli
+
+    postings = tmp_path / "theirs.json"
+    postings.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "x-1",
+                    "title": "Line Cook",
+                    "content": "## Duties\n\n- Prepare the mise en place\n- Keep the station clean",
+                    "meta": {"company_name": "Harbour Grill", "location": "Jurong East", "min_salary": 2400},
+                }
+            ]
+        )
+    )
+    out = tmp_path / "e.json"
+    args = [str(untrained), "--postings", str(postings), "--backend", "torch", "--device", "cpu"]
+    assert cli.main(["eval", *args, "--json", str(out), "--no-progress"]) == 0
+    result = json.loads(out.read_text())
+    assert "loss" not in result and result["postings"] == [str(postings)]
+    kinds = {s["kind"] for s in result["samples"]}
+    assert {"company", "location", "salary", "title", "summary"} <= kinds
+    assert {s["reference"] for s in result["samples"] if s["kind"] == "company"} == {"Company: Harbour Grill"}
+    assert str(postings) in capsys.readouterr().out

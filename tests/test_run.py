@@ -8,21 +8,34 @@ import pytest
 
 from jai import cli
 from jai.cli import run
+from jai.data.qa import KINDS
 
 
 @pytest.mark.parametrize("backend", ["torch", "mlx"])
 def test_main_job_prepares_measures_trains_and_measures_again(tmp_path, capsys, backend):
-    args = ["--out", str(tmp_path), "--backend", backend, "--max-steps", "2", "--answers", "10"]
+    args = [
+        "--out",
+        str(tmp_path),
+        "--backend",
+        backend,
+        "--max-steps",
+        "2",
+        "--answers",
+        "32",
+        "--varied",
+        "40",
+    ]
     assert run.main([*args, "--questions", "2", "--no-progress"]) == 0
     out = capsys.readouterr().out
 
     meta = json.loads((tmp_path / "data" / "meta.json").read_text())
     assert meta["splits"]["train"]["tokens"] > 100_000  # the bundled sample, all of it
+    assert meta["postings"]["varied"] == 40  # and the generated postings, for training only
     assert meta["fit"]["train"]["fit"] / meta["fit"]["train"]["samples"] >= 0.95  # samples fit the context
     ckpt = tmp_path / "run" / "ckpt"
     assert (ckpt / "model.safetensors").is_file() and (ckpt / "tokenizer.json").is_file()
     config = json.loads((ckpt / "config.json").read_text())
-    assert (config["n_layer"], config["n_head"], config["n_embd"], config["n_ctx"]) == (6, 6, 384, 256)
+    assert (config["n_layer"], config["n_head"], config["n_embd"], config["n_ctx"]) == (4, 4, 256, 256)
     state = json.loads((ckpt / "train_state" / "state.json").read_text())
     assert state["train_config"]["lr"] == run.LR and state["train_config"]["batch_size"] == run.BATCH_SIZE
 
@@ -32,14 +45,10 @@ def test_main_job_prepares_measures_trains_and_measures_again(tmp_path, capsys, 
     assert before["loss"]["loss"] == pytest.approx(report["train"]["initial_val_loss"], abs=0.1)
     assert after["loss"]["loss"] < before["loss"]["loss"]  # two steps already move it
     for result in (before, after):
-        assert result["answers"]["all"]["n"] == 10
-        assert set(result["answers"]["by_kind"]) == {
-            "summary",
-            "requirements",
-            "conditions",
-            "apply",
-            "duties",
-        }
+        assert result["answers"]["all"]["n"] == 32
+        assert set(result["answers"]["by_kind"]) <= set(KINDS)
+        assert {"summary", "requirements", "salary", "location"} <= set(result["answers"]["by_kind"])
+        assert {"fields", "long", "repeated"} <= set(result["answers"])
     assert before["answers"]["all"]["exact"] == 0.0 and before["answers"]["all"]["f1"] < 0.1
     assert "untrained" in out and "bits per byte" in out and "char F1" in out
     assert out.count("  question:  ") == 2 and out.count("  reference: ") == 2
@@ -57,6 +66,8 @@ def test_main_job_runs_again_over_its_previous_run(tmp_path, capsys):
         "5",
         "--questions",
         "1",
+        "--varied",
+        "0",
     ]
     assert run.main([*args, "--no-progress"]) == 0
     assert run.main([*args, "--no-progress"]) == 0  # replaces <out>/run instead of refusing to start
@@ -69,3 +80,19 @@ def test_main_job_names_a_missing_input(tmp_path, capsys):
     missing = tmp_path / "nope.json"
     assert cli.main(["run", "--out", str(tmp_path), "--postings", str(missing)]) == 2  # via the dispatcher
     assert str(missing) in capsys.readouterr().err
+
+
+def test_main_job_plans_its_schedule_from_a_timed_step(tmp_path, capsys):
+    """Without --max-steps, a few steps are timed and the schedule fills what --minutes leaves; every
+    evaluation of the run also scores held-out answers into metrics.jsonl (the answer curve)."""
+    args = ["--out", str(tmp_path), "--minutes", "2", "--varied", "0", "--answers", "4", "--questions", "1"]
+    assert run.main([*args, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "steps fit the" in out and "tokens seen" in out
+    report = json.loads((tmp_path / "eval.json").read_text())
+    state = json.loads((tmp_path / "run" / "ckpt" / "train_state" / "state.json").read_text())
+    assert report["train"]["step"] >= 1 and state["train_config"]["max_steps"] >= report["train"]["step"]
+    assert not (tmp_path / "calibration").exists()  # the timed steps leave nothing behind
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    curve = [r for r in log if "val_loss" in r]
+    assert curve[0]["step"] == 0 and all("answers_all_f1" in r and "answers_repeated" in r for r in curve)

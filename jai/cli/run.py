@@ -1,17 +1,20 @@
 """`jai run`: the main job, end to end, on the postings bundled with the repo (nothing is downloaded).
 
-    jai run                       # prepare -> measure the untrained model -> train <= 6 min -> measure
+    jai run                       # prepare -> measure the untrained model -> train -> measure, in 9.5 min
     jai run --backend mlx         # the same with the MLX twin
-    jai run --minutes 60 --max-steps 1000 --out out/long
+    jai run --minutes 60 --out out/long      # a longer schedule, planned for the hour
+    jai run --shape seed --max-steps 200     # the seed model (6 x 6 x 384), a fixed schedule
 
 Writes <out>/data, <out>/untrained, <out>/run and <out>/eval.json, replacing a previous `jai run`'s.
 
-1. `jai prepare` on data/jobs/postings.json: Q&A samples fitted to the context, a BPE tokenizer,
+1. `jai prepare` on data/jobs/postings.json, plus --varied generated postings for training: Q&A
+   samples (long answers and one-value field questions) fitted to the context, a BPE tokenizer,
    train.bin / val.bin;
 2. `jai eval` of the untrained model (the weights training starts from): the baseline;
-3. `jai train` of the default model (6 layers, 6 heads, 384 wide, context 256), batch 8, learning
-   rate 1e-3 after 20 warmup steps, 200 steps: bounded in time, and --minutes stops it early on a slower
-   machine (with a checkpoint: `jai train --resume --out <out>/run` continues it);
+3. `jai train` of the small model (4 layers, 4 heads, 256 wide, context 256), batch 8, learning rate
+   4e-3 after a 10% warmup, for as many steps as the minutes leave: a few steps are timed first and the
+   cosine schedule is planned to end in time (a faster machine trains longer); every evaluation also
+   scores 32 held-out answers into metrics.jsonl (the answer curve);
 4. `jai eval` of the trained model: loss, bits per byte, and greedy answers to questions about postings
    the model never trained on (the validation split), scored per question kind against the references
    built from the postings' fields, side by side with the untrained model's; then a few of the answers.
@@ -22,9 +25,11 @@ It only calls what the other commands call, so every step can be rerun alone wit
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,7 +38,7 @@ from typing import Any
 from jai.atomic import write_text_atomic
 from jai.checkpoint.train_state import CKPT_DIR
 from jai.cli import invocation
-from jai.cli.eval import evaluate_checkpoint
+from jai.cli.eval import answer_probe, evaluate_checkpoint
 from jai.config import GPTConfig
 from jai.data.prepare import BUNDLED_SAMPLE, TOKENIZER_FILE, prepare
 from jai.dataset import DatasetError
@@ -46,10 +51,20 @@ from jai.training.loop import make_trainer, train
 
 SEED = 1337  # prepare's default split and phrasings
 VAL_FRACTION = 0.1
-# The schedule `jai run` trains with (see docs/quality.md for the measurements behind it).
-LR = 1e-3
-BATCH_SIZE = 8  # 8 x 200 steps beat 16 x 100 on the same tokens (docs/quality.md)
+# What `jai run` trains, and how (docs/quality.md has the measurements behind each choice):
+# the small shape answers better than the seed's in the same minutes on a CPU (2.5x the tokens, about the
+# same answers per token), at a higher learning rate (4e-3 beat 2e-3 and 1e-3 at 2M tokens), on the
+# bundled postings plus generated ones whose facts can only be copied from the posting (--varied).
+SHAPES = {
+    "small": GPTConfig(n_layer=4, n_head=4, n_embd=256),
+    "seed": GPTConfig(),  # 6 x 6 x 384: `jai train`'s default
+}
+LR = 4e-3
+BATCH_SIZE = 8  # at the same tokens, more and smaller steps answer better (8 x 1953 beat 16 x 977)
 WARMUP_SHARE = 0.1  # of max_steps
+VARIED = 1000  # generated training postings: more than the minutes can read once, for little prepare time
+EVAL_ANSWERS_IN_TRAINING = 32  # the answer curve in metrics.jsonl: one question per kind and language
+CALIBRATION_STEPS = 6  # timed to plan the schedule: the first two are warm-up (allocation, compilation)
 # How much `jai eval` measures here: enough to compare the two models on every kind, in seconds.
 EVAL_ANSWERS = 30
 EVAL_LOSS_TOKENS = 8192
@@ -83,9 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-steps",
         type=int,
-        default=200,
-        help="optimizer steps of the warmup + cosine schedule; 200 of 8 x 256 tokens (410k tokens, 1.4 "
-        "passes over the bundled sample) fit in --minutes on an idle 2-core CPU (default: %(default)s)",
+        default=None,
+        help="optimizer steps of the warmup + cosine schedule (default: as many as --minutes leaves, "
+        "planned from the measured time of a step, so a faster machine trains a better model)",
+    )
+    p.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="small",
+        help="the model: small = 4 layers x 4 heads x 256 wide (default: answers best in a CPU's "
+        "minutes), seed = 6 x 6 x 384 (`jai train`'s default); context 256 for both",
+    )
+    p.add_argument(
+        "--varied",
+        type=int,
+        default=VARIED,
+        metavar="N",
+        help="generated training postings whose facts can only be copied from the posting "
+        "(`jai prepare --varied`; default: %(default)s; 0: the given postings alone)",
     )
     p.add_argument(
         "--align-samples",
@@ -117,6 +147,27 @@ def save_untrained(backend: str, data_dir: Path, model_cfg: GPTConfig, seed: int
     return out
 
 
+def time_a_step(backend: str, device: str, data_dir: Path, model_cfg: GPTConfig, scratch: Path) -> float:
+    """Seconds per optimizer step of this model on this machine: the median of a few timed steps of a
+    throwaway run (its first two, which allocate and compile, left out), so the schedule can be planned
+    to end when the minutes do."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    cfg = TrainConfig(
+        batch_size=BATCH_SIZE,
+        max_steps=CALIBRATION_STEPS,
+        warmup_steps=1,
+        eval_interval=CALIBRATION_STEPS,
+        eval_batches=1,
+        ckpt_interval=CALIBRATION_STEPS,
+    )
+    train(backend, data_dir, scratch, model_cfg, cfg, device=device, log=lambda _: None, progress=False)
+    log = (scratch / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    elapsed = [r["elapsed"] for r in map(json.loads, log) if "loss" in r and "elapsed" in r]
+    shutil.rmtree(scratch)
+    return statistics.median(b - a for a, b in itertools.pairwise(elapsed[2:]))
+
+
 def comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
     """The untrained and the trained model side by side: loss, bits per byte, answer scores per kind."""
     lb, la = before["loss"], after["loss"]
@@ -130,11 +181,14 @@ def comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
     rows = [
         *((k, ab["by_kind"][k], aa["by_kind"][k]) for k in ab["by_kind"]),
         *((f"lang {k}", ab["by_lang"][k], aa["by_lang"][k]) for k in ab["by_lang"]),
+        *((part, ab[part], aa[part]) for part in ("fields", "long") if part in ab),
         ("all", ab["all"], aa["all"]),
     ]
     for name, b, a in rows:
         label = f"{name} ({b['n']})"
         lines.append(f"  {label:<20}{b['exact']:>12.3f}{b['f1']:>8.3f}{a['exact']:>12.3f}{a['f1']:>8.3f}")
+    if "repeated" in ab:
+        lines.append(f"  {'repeated a line':<20}{ab['repeated']:>20.3f}{aa['repeated']:>20.3f}")
     return "\n".join(lines)
 
 
@@ -176,24 +230,20 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"== 1/4  prepare {', '.join(args.postings)} -> {data_dir}")
     try:
-        prepare(args.postings, data_dir, seed=SEED, val_fraction=VAL_FRACTION, show_progress=False)
+        prepare(
+            args.postings,
+            data_dir,
+            seed=SEED,
+            val_fraction=VAL_FRACTION,
+            show_progress=False,
+            varied=args.varied,
+        )
     except (FileNotFoundError, ValueError) as e:
         if isinstance(e, JaiError):
             raise
         raise DatasetError(str(e)) from None  # the tokenizer's plain errors are bad input too
 
-    model_cfg = GPTConfig()  # the default model; its vocabulary comes from the data
-    train_cfg = TrainConfig(
-        batch_size=BATCH_SIZE,
-        lr=args.lr,
-        min_lr=args.lr / 10,
-        max_steps=args.max_steps,
-        warmup_steps=max(1, round(args.max_steps * WARMUP_SHARE)),
-        eval_interval=max(1, args.max_steps // 4),
-        eval_batches=8,
-        ckpt_interval=max(1, args.max_steps // 4),
-        align_samples=args.align_samples,
-    )
+    model_cfg = SHAPES[args.shape]  # its vocabulary comes from the data
     measure = {
         "data_dir": data_dir,
         "backend": args.backend,
@@ -203,19 +253,45 @@ def main(argv: list[str] | None = None) -> int:
         "progress": not args.no_progress,
     }
     print(f"\n== 2/4  jai eval: the untrained model ({args.answers} held-out questions)")
-    untrained = save_untrained(args.backend, data_dir, model_cfg, train_cfg.seed, out / "untrained")
+    untrained = save_untrained(args.backend, data_dir, model_cfg, TrainConfig().seed, out / "untrained")
     t_eval = time.perf_counter()
     before = evaluate_checkpoint(untrained, **measure)
-    eval_seconds = time.perf_counter() - t_eval  # the trained model's evaluation will take as long
+    eval_seconds = time.perf_counter() - t_eval  # the trained model's evaluation will take at most as long
 
-    print(
-        f"\n== 3/4  train the default model with {args.backend}: {train_cfg.max_steps} steps of "
-        f"{train_cfg.batch_size} x {model_cfg.block_size} tokens, lr {train_cfg.lr:g}, "
-        f"at most {args.minutes:g} min -> {run_dir}"
-    )
     if run_dir.exists():  # <out>/run belongs to `jai run`: each run starts afresh
-        print(f"  replacing the previous run in {run_dir}")
+        print(f"\n  replacing the previous run in {run_dir}")
         shutil.rmtree(run_dir)
+    max_steps = args.max_steps
+    if max_steps is None:
+        step_seconds = time_a_step(args.backend, args.device, data_dir, model_cfg, out / "calibration")
+        # Training gets what preparing and both evaluations leave (the trained model's evaluation taking
+        # up to 1.2x the untrained one's), less its own 5 evaluations: 8 loss batches (a forward pass is
+        # about a third of a step) and EVAL_ANSWERS_IN_TRAINING answers (about half of `jai eval`'s time,
+        # which also answers and measures the loss) each.
+        left = args.minutes * 60 - (time.perf_counter() - started) - 1.2 * eval_seconds
+        left -= 5 * (8 * step_seconds / 3 + 0.5 * eval_seconds)
+        max_steps = max(1, int(0.9 * left / step_seconds))
+        print(
+            f"\n  a step takes {step_seconds:.2f} s here: {max_steps} steps fit the {left:.0f} s "
+            "--minutes leaves for training"
+        )
+    train_cfg = TrainConfig(
+        batch_size=BATCH_SIZE,
+        lr=args.lr,
+        min_lr=args.lr / 10,
+        max_steps=max_steps,
+        warmup_steps=max(1, round(max_steps * WARMUP_SHARE)),
+        eval_interval=max(1, max_steps // 4),
+        eval_batches=8,
+        ckpt_interval=max(1, max_steps // 4),
+        align_samples=args.align_samples,
+    )
+    shape = f"{model_cfg.n_layer} layers x {model_cfg.n_head} heads x {model_cfg.n_embd} wide"
+    print(
+        f"\n== 3/4  train the {args.shape} model ({shape}) with {args.backend}: {max_steps} steps of "
+        f"{train_cfg.batch_size} x {model_cfg.block_size} tokens, lr {train_cfg.lr:g}, "
+        f"at most {args.minutes:g} min for the whole job -> {run_dir}"
+    )
     summary = train(
         trainer,
         data_dir,
@@ -225,11 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         # --minutes bounds the whole job: training gets what is left after the final evaluation
         max_seconds=max(0.0, args.minutes * 60 - (time.perf_counter() - started) - eval_seconds),
         progress=not args.no_progress,
+        probe=answer_probe(data_dir, args.backend, EVAL_ANSWERS_IN_TRAINING),
     )
     initial, final = summary["initial_val_loss"], summary["val_loss"]
     print(
         f"validation loss: untrained {initial:.3f} -> trained {final:.3f} after {summary['step']} steps, "
-        f"{summary['tokens_per_sec']:,.0f} tokens/s ({summary['device']}, {summary['dtype']})"
+        f"{summary['tokens_seen']:,} tokens seen, {summary['tokens_per_sec']:,.0f} tokens/s "
+        f"({summary['device']}, {summary['dtype']}); the answer curve is in {run_dir / 'metrics.jsonl'}"
     )
     if summary["stopped"] == "max_seconds":
         print(f"  stopped by --minutes; `jai train --resume --out {run_dir}` finishes the schedule")
