@@ -147,6 +147,52 @@ def train_and_eval(run: Run, out: Path, data: Path, jai: list[str], device: str,
     }
 
 
+# The curves docs/quality.md shows: one line per setting, over the token budgets it was run at.
+SERIES = {
+    "small 4×4×256, +3k varied": lambda r: (
+        r["n_layer"] == 4
+        and r["data"] == "varied"
+        and not r["mask_prompt"]
+        and r["lr"] == 2e-3
+        and r["batch"] == 8
+    ),
+    "seed 6×6×384, +3k varied": lambda r: r["n_layer"] == 6 and r["data"] == "varied" and r["lr"] == 2e-3,
+    "tiny 3×3×192, +3k varied": lambda r: r["n_layer"] == 3,
+    "small, bundled only": lambda r: r["n_layer"] == 4 and r["data"] == "bundled",
+    "small, +3k varied, --mask-prompt": lambda r: r["n_layer"] == 4 and r["mask_prompt"],
+}
+
+
+def plot(results: Path, png: Path) -> None:
+    """Field exact match, all-kinds F1 and repetition against training tokens, one line per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    titles = {
+        "fields_exact": "field questions: exact match",
+        "all_f1": "all kinds: char F1",
+        "repeated": "answers repeating a line",
+    }
+    for label, pick in SERIES.items():
+        points = sorted((r["tokens"], r) for r in rows if pick(r))
+        for ax, key in zip(axes, titles, strict=True):
+            ax.plot([t / 1e6 for t, _ in points], [r[key] for _, r in points], marker="o", label=label)
+    for ax, title in zip(axes, titles.values(), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([1, 2, 4, 8], ["1M", "2M", "4M", "8M"])
+        ax.set_xlabel("training tokens (batch 8 × 256)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Answers on held-out postings against training tokens (one run per point)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", choices=GRIDS, default="copy")
@@ -155,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=1, help="runs at once (a GPU takes several)")
     p.add_argument("--answers", type=int, default=176, help="held-out questions per evaluation")
     p.add_argument("--out", type=Path, default=Path("sweep"))
+    p.add_argument("--plot", type=Path, metavar="PNG", help="only plot <out>/results.jsonl into this file")
     args = p.parse_args(argv)
+    if args.plot:
+        plot(args.out / "results.jsonl", args.plot)
+        return 0
 
     script = Path(sys.executable).parent / "jai"  # the console script beside this Python
     jai = (

@@ -222,7 +222,6 @@ def test_repeated_counts_lines_said_more_often_than_the_reference() -> None:
     assert scores["fields"] == {"n": 1, "exact": 1.0, "f1": 1.0}
 
 
-
 def test_postings_written_by_someone_else(untrained: Path, tmp_path: Path, capsys) -> None:
     """--postings asks every kind about the given postings (either schema), answers only."""
     from jai import cli
