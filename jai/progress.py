@@ -21,9 +21,10 @@ class LogLines(tqdm):
     """tqdm's bookkeeping, printed as `desc: n/total [elapsed, rate, postfix]` lines."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # before tqdm's __init__: with `initial` > 0 (a resumed run) it displays the bar at once
+        self._last = 0.0
         kwargs.update(file=sys.stderr, mininterval=LOG_EVERY, ascii=True)
         super().__init__(*args, **kwargs)
-        self._last = 0.0
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
         now = time.monotonic()
