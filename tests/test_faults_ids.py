@@ -83,6 +83,7 @@ def test_train_names_a_bad_id(data_dir, tmp_path, twin, split):
     tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--max-steps", "2"]
     done = jai("train", "--backend", twin, "--data", bad, "--out", tmp_path / "run", *tiny, cwd=tmp_path)
     assert_one_line(done, "train", bad / f"{split}.bin", bad_id)
+    assert not (tmp_path / "run").exists()  # refused before anything was written, the folder included
 
 
 def test_the_benchmark_sampler_refuses_a_bad_id(data_dir, tmp_path):

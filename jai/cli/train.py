@@ -14,7 +14,7 @@ from typing import Any
 from jai.checkpoint.folder import open_config
 from jai.checkpoint.lora import LoraConfig
 from jai.checkpoint.recovery import recover_checkpoint
-from jai.checkpoint.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
+from jai.checkpoint.train_state import CKPT_DIR, DEFAULT_DATA, STATE_DIR, read_state_json
 from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
@@ -266,10 +266,14 @@ def main(argv: list[str] | None = None) -> int:
             probe=_answer_probe(args),
         )
     except KeyboardInterrupt:
-        print(
-            f"\njai train: interrupted; `--resume --out {args.out}` continues from the last checkpoint",
-            file=sys.stderr,
+        # a checkpoint saved by this run or an earlier one in --out: only then is there something to resume
+        saved = (Path(args.out) / CKPT_DIR / STATE_DIR).is_dir()
+        how = (
+            f"`--resume --out {args.out}` continues from the last checkpoint"
+            if saved
+            else "no checkpoint was saved"
         )
+        print(f"\njai train: interrupted; {how}", file=sys.stderr)
         return 130
     if summary.get("rank", 0) != 0:
         return 0  # data-parallel: rank 0 reports the run
