@@ -16,6 +16,11 @@ from tqdm import tqdm
 
 LOG_EVERY = 30.0  # seconds between plain progress lines
 
+# tqdm makes its class lock on first use, importing multiprocessing then; a Ctrl-C landing inside that
+# import leaves tqdm without a lock, and every later tqdm.write (the run's log) fails with AttributeError
+# instead of the run stopping as interrupted. Made here, at import, the lock is whole before any run starts.
+tqdm.get_lock()
+
 
 class LogLines(tqdm):
     """tqdm's bookkeeping, printed as `desc: n/total [elapsed, rate, postfix]` lines."""
