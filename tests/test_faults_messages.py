@@ -82,3 +82,10 @@ def test_a_rejected_init_from_leaves_no_out_folder(tmp_path, data, capsys):  # n
     assert cli.main([*argv, "--backend", "torch", "--device", "cpu", "--no-progress"]) == 2
     assert "vocab" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # neither the run folder nor the parent it had to make
+
+
+def test_tqdm_has_its_lock_before_any_run_starts():
+    """Made lazily, by a run's first tqdm.write, a Ctrl-C inside that import left tqdm without a lock."""
+    code = "import jai.progress, tqdm; print(hasattr(tqdm.tqdm, '_lock'))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
