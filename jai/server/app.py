@@ -358,6 +358,8 @@ class Generation:
             raise ApiError(499, "client closed request")
         try:
             return task.result()
+        except SamplingError as e:  # this request's own sampling failed; the others decode on
+            raise ApiError(422, str(e)) from None
         except EngineFailed as e:
             raise ApiError(500, f"generation failed: {e}") from None
         except ShuttingDown as e:
@@ -414,6 +416,8 @@ def sse(
                 yield _event(head | {"choices": [last]} | gen.tail())
                 if include_usage:
                     yield _event(head | {"choices": [], "usage": gen.usage()})
+        except SamplingError as e:
+            yield _event(error_body(str(e), "invalid_request_error", None, 422))
         except EngineFailed as e:
             yield _event(error_body(f"generation failed: {e}", "server_error", None, 500))
         except ShuttingDown as e:
