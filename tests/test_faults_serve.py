@@ -15,7 +15,7 @@ from jai.decode import Batch, backend_for
 from jai.sampling import SamplingConfig, SamplingError
 from jai.twins import load_twin
 from jai_torch import checkpoint as torch_ckpt
-from tests.serve_support import ServerProcess, make_checkpoint
+from tests.serve_support import LONG_TOKENS, ServerProcess, make_checkpoint, wait_until
 
 GOOD_TOKENS = 40
 # sampling values at the edges of what the schema accepts: each is a valid request, so each is a 200
@@ -123,7 +123,8 @@ def test_a_sampling_group_that_fails_ends_alone(ckpt, monkeypatch):
 
 @pytest.fixture(scope="module")
 def server(ckpt, tmp_path_factory):
-    proc = ServerProcess(ckpt, "--backend", "torch", log=tmp_path_factory.mktemp("logs") / "torch.log")
+    log = tmp_path_factory.mktemp("logs") / "torch.log"
+    proc = ServerProcess(ckpt, "--backend", "torch", "--max-new-tokens", str(LONG_TOKENS), log=log)
     yield proc
     proc.stop()
 
@@ -152,3 +153,23 @@ def test_json_sent_as_text_plain_is_told_the_content_type(server):
     r = httpx.post(f"{server.url}/v1/completions", content=body, headers={"content-type": "text/plain"})
     assert r.status_code == 422
     assert r.json()["error"]["message"] == "Content-Type must be application/json, got 'text/plain'"
+
+
+def metric_values(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line[:1] != "#"}
+
+
+def test_a_streaming_client_that_leaves_is_counted_as_disconnected(server):
+    before = metric_values(server.url)
+    body = {"prompt": "We are hiring", "max_tokens": LONG_TOKENS, "temperature": 0, "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200
+        next(r.iter_lines())  # the first event: decoding is under way; then the client goes away
+    key = 'jai_requests_total{route="/v1/completions",code="499"}'
+    after = wait_until(lambda: (v := metric_values(server.url)).get(key, 0) > before.get(key, 0) and v, 10)
+    assert after, "no 499 counted"
+    assert after["jai_disconnected_total"] == before["jai_disconnected_total"] + 1
+    ok = 'jai_requests_total{route="/v1/completions",code="200"}'
+    assert after.get(ok, 0) == before.get(ok, 0)  # not counted as the 200 its response began with
+    assert after["jai_requests_running"] == 0

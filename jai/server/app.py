@@ -36,7 +36,7 @@ from jai.inference.sampling import SamplingConfig, SamplingError
 from jai.server import prompts
 from jai.server.engine import Engine, EngineClosed, QueueFull
 from jai.server.guard import Guard
-from jai.server.metrics import Metrics, Recorder
+from jai.server.metrics import DISCONNECTED, Metrics, Recorder
 from jai.server.schemas import (
     ChatRequest,
     CompletionRequest,
@@ -429,6 +429,10 @@ def sse(
                 yield _event(head | {"choices": [last]} | gen.tail())
                 if include_usage:
                     yield _event(head | {"choices": [], "usage": gen.usage()})
+        except (asyncio.CancelledError, GeneratorExit):  # Starlette ends the stream: the client went away
+            gen.metrics.disconnected += 1
+            request.scope[DISCONNECTED] = True  # the Recorder counts it as 499, not as the 200 it began as
+            raise
         except SamplingError as e:
             yield _event(error_body(str(e), "invalid_request_error", None, 422))
         except EngineFailed as e:
