@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from jai import train_state
-from jai.weights import CheckpointError
+from jai.checkpoint import train_state
+from jai.checkpoint.weights import CheckpointError
 from tests.test_train import make_data
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from jai import cli
-from jai.train_loop import TrainingDiverged
+from jai.training.loop import TrainingDiverged
 from tests.serve_support import make_checkpoint
 from tests.test_train import CFG, QUIET, TWINS, data, small  # noqa: F401 - fixtures
 

@@ -11,9 +11,9 @@ import threading
 import httpx
 import pytest
 
-from jai.decode import Batch, backend_for
-from jai.sampling import SamplingConfig, SamplingError
-from jai.twins import load_twin
+from jai.inference.decode import Batch, backend_for
+from jai.inference.sampling import SamplingConfig, SamplingError
+from jai.inference.twins import load_twin
 from jai_torch import checkpoint as torch_ckpt
 from tests.serve_support import LONG_TOKENS, ServerProcess, make_checkpoint, wait_until
 
