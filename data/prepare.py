@@ -17,7 +17,9 @@ samples fit and how many were shortened.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
+import os
 import random
 import sys
 import time
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from jai.atomic import write_json_atomic
+from jai.atomic import atomic_directory, write_json_atomic
 from jai.config import GPTConfig
 from jai.data.fit import FitReport, fit_samples
 from jai.data.generator import varied_postings
@@ -78,6 +80,24 @@ def generated_postings(seed: int, n: int) -> list[Posting]:
     return out
 
 
+DATA_FILES = frozenset({TOKENIZER_FILE, "train.bin", "val.bin", META_FILE})
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """`out_dir` is replaced whole, so it may hold only what `jai prepare` writes (and hidden leftovers of
+    an interrupted write): anything else there would be lost with it."""
+    if out_dir.exists() and not out_dir.is_dir():  # what mkdir says: the dispatcher reads it as a bad path
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(out_dir))
+    if not out_dir.is_dir():
+        return
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in DATA_FILES and p.name[:1] != ".")
+    if foreign:
+        raise DatasetError(
+            f"{out_dir}: holds {foreign[0]!r}, which `jai prepare` did not write; the data folder is "
+            "replaced whole, so choose a new or empty --out"
+        )
+
+
 def prepare(
     inputs: Sequence[str | Path],
     out_dir: str | Path,
@@ -108,6 +128,7 @@ def prepare(
     def stage(text: str) -> None:
         log(f"[{time.perf_counter() - started:4.0f}s] {text}")
 
+    check_replaceable(out_dir)  # before the work, not after it
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     if tokenizer is None:
@@ -137,35 +158,38 @@ def prepare(
         if tok.vocab_size < vocab_size:
             log(f"  the corpus only supports {tok.vocab_size:,} tokens (asked for {vocab_size:,})")
     check_vocab(tok.vocab_size)
-    tok.save(out_dir / TOKENIZER_FILE)
+    # All files, then one switch (as for checkpoints): an interruption or a full disk leaves the old
+    # folder whole, never a new tokenizer.json beside old .bin files that it did not make.
+    with atomic_directory(out_dir) as tmp:
+        tok.save(tmp / TOKENIZER_FILE)
 
-    fits = {"train": FitReport(context), "val": FitReport(context)}
+        fits = {"train": FitReport(context), "val": FitReport(context)}
 
-    def fitted(name: str, ps: list[Posting]) -> Iterator[str]:
-        return (s.text for s in fit_samples(tok, make_samples(ps, seed), context, fits[name]))
+        def fitted(name: str, ps: list[Posting]) -> Iterator[str]:
+            return (s.text for s in fit_samples(tok, make_samples(ps, seed), context, fits[name]))
 
-    meta = write_bins(
-        {"train": fitted("train", train), "val": fitted("val", val)},
-        tok,
-        out_dir,
-        batch_size=batch_size,
-        totals=counts,
-        meta={
-            "tokenizer_file": TOKENIZER_FILE,
-            "tokenizer_source": str(tokenizer) if tokenizer is not None else "trained",
-            "seed": seed,
-            "val_fraction": val_fraction,
-            "min_frequency": min_frequency,
-            "question_kinds": list(KINDS),
-            "context": context,
-            "sources": report.files,
-            "postings": {**report.to_dict(), "train": len(train), "val": len(val), "varied": varied},
-        },
-    )
-    for name, fit in fits.items():
-        log(f"{name}: {fit.summary()}")
-    meta["fit"] = {name: fit.to_dict() for name, fit in fits.items()}
-    write_json_atomic(out_dir / META_FILE, meta)
+        meta = write_bins(
+            {"train": fitted("train", train), "val": fitted("val", val)},
+            tok,
+            tmp,
+            batch_size=batch_size,
+            totals=counts,
+            meta={
+                "tokenizer_file": TOKENIZER_FILE,
+                "tokenizer_source": str(tokenizer) if tokenizer is not None else "trained",
+                "seed": seed,
+                "val_fraction": val_fraction,
+                "min_frequency": min_frequency,
+                "question_kinds": list(KINDS),
+                "context": context,
+                "sources": report.files,
+                "postings": {**report.to_dict(), "train": len(train), "val": len(val), "varied": varied},
+            },
+        )
+        for name, fit in fits.items():
+            log(f"{name}: {fit.summary()}")
+        meta["fit"] = {name: fit.to_dict() for name, fit in fits.items()}
+        write_json_atomic(tmp / META_FILE, meta)
     train_info, val_info = meta["splits"]["train"], meta["splits"]["val"]
     stage(
         f"wrote {out_dir}: train {train_info['tokens']:,} tokens ({train_info['samples']} samples), "

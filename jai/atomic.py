@@ -6,6 +6,7 @@ atomic within one filesystem.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -37,19 +38,46 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# What the frameworks' writers raise when the file system refuses a write, without an errno: MLX's
+# save_safetensors ("[write] Unable to write N bytes to file.") and torch.save's zip writer ("unexpected
+# pos ...", "PytorchStreamWriter failed writing file ...").
+WRITE_FAILED = re.compile(
+    r"^\[write\] Unable to write|unexpected pos \d+ vs \d+|PytorchStreamWriter failed writing"
+)
+SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")
+FULL = 1 << 20  # bytes free below which a failed write is put down to a full file system
+
+
 def name_the_file(dest: Path, e: BaseException) -> OSError | None:
     """Make a file-system failure that names no file name `dest`, so the user reads where
     (jai/cli/__init__.py).
 
-    A full disk is an OSError without a file name from write() or fsync() (named here in place), or a
-    SafetensorError "... (os error 28)" from safetensors (returned as the OSError it stands for)."""
+    A full disk is an OSError without a file name from write() or fsync() (named here in place), a
+    SafetensorError "... (os error 28)" from safetensors, or a RuntimeError of MLX's or torch's writer
+    that gives no reason (`WRITE_FAILED`), or numpy's short write (an OSError without errno); each is
+    returned as the OSError it stands for."""
     if isinstance(e, OSError) and e.filename is None and e.errno is not None:
         e.filename = str(dest)
     found = re.search(r"\(os error (\d+)\)", str(e)) if type(e).__name__ == "SafetensorError" else None
     if found:
         code = int(found.group(1))
         return OSError(code, os.strerror(code), str(dest))
+    short = isinstance(e, OSError) and e.errno is None and SHORT_WRITE.search(str(e))  # numpy's tofile
+    if short or (isinstance(e, RuntimeError) and WRITE_FAILED.search(str(e))):
+        code = errno.ENOSPC if free_bytes(dest) < FULL else errno.EIO
+        return OSError(code, os.strerror(code), str(dest))
     return None
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on the file system that holds `path` (or its parent)."""
+    for folder in (path, *path.parents):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            continue
+        return st.f_bavail * st.f_frsize
+    return 0
 
 
 @contextmanager
@@ -126,6 +154,8 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
         _fsync_dir(dest.parent)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.filename and Path(e.filename).is_relative_to(tmp):
+            e.filename = str(dest / Path(e.filename).relative_to(tmp))  # the user's name, not the temporary's
         named = name_the_file(dest, e)
         if named is None:
             raise

@@ -16,14 +16,20 @@ from tqdm import tqdm
 
 LOG_EVERY = 30.0  # seconds between plain progress lines
 
+# tqdm makes its class lock on first use, importing multiprocessing then; a Ctrl-C landing inside that
+# import leaves tqdm without a lock, and every later tqdm.write (the run's log) fails with AttributeError
+# instead of the run stopping as interrupted. Made here, at import, the lock is whole before any run starts.
+tqdm.get_lock()
+
 
 class LogLines(tqdm):
     """tqdm's bookkeeping, printed as `desc: n/total [elapsed, rate, postfix]` lines."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # before tqdm's __init__: with `initial` > 0 (a resumed run) it displays the bar at once
+        self._last = 0.0
         kwargs.update(file=sys.stderr, mininterval=LOG_EVERY, ascii=True)
         super().__init__(*args, **kwargs)
-        self._last = 0.0
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
         now = time.monotonic()

@@ -32,7 +32,9 @@ def top_p_filter(logits: mx.array, p: float) -> mx.array:
     ranked = mx.take_along_axis(logits, order, axis=-1)
     probs = mx.softmax(ranked, axis=-1, precise=True)
     ahead = mx.cumsum(probs, axis=-1) - probs  # probability held by the tokens ranked above
-    ranked = mx.where(ahead >= p, float("-inf"), ranked)
+    # the top token always stays: a p below float32's smallest number rounds to 0, and 0 >= 0 would drop it
+    below_top = mx.arange(ranked.shape[-1]) > 0
+    ranked = mx.where((ahead >= p) & below_top, float("-inf"), ranked)
     return mx.put_along_axis(mx.full(logits.shape, float("-inf"), logits.dtype), order, ranked, axis=-1)
 
 

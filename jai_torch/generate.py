@@ -32,7 +32,9 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     ranked = torch.take_along_dim(logits, order, dim=-1)
     probs = torch.softmax(ranked, dim=-1)
     ahead = torch.cumsum(probs, dim=-1) - probs  # probability held by the tokens ranked above
-    ranked = ranked.masked_fill(ahead >= p, float("-inf"))
+    # the top token always stays: a p below float32's smallest number rounds to 0, and 0 >= 0 would drop it
+    below_top = torch.arange(ranked.shape[-1], device=ranked.device) > 0
+    ranked = ranked.masked_fill((ahead >= p) & below_top, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, ranked)
 
 

@@ -166,7 +166,9 @@ def test_check_ids(tmp_path: Path) -> None:
     ids.tofile(tmp_path / "x.bin")
     TokenBin(tmp_path / "x.bin", vocab_size=12).check_ids()
     with pytest.raises(DatasetError, match="token 11 at position 5"):
-        TokenBin(tmp_path / "x.bin", vocab_size=10).check_ids(chunk=3)
+        TokenBin(tmp_path / "x.bin").check_ids(vocab_size=10, chunk=3)
+    with pytest.raises(DatasetError, match="token 11 at position 5"):  # opening checks a known vocabulary
+        TokenBin(tmp_path / "x.bin", vocab_size=10)
     with pytest.raises(DatasetError, match="vocab_size unknown"):
         TokenBin(tmp_path / "x.bin").check_ids()
 

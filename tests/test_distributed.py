@@ -115,3 +115,12 @@ def test_the_watchdog_ends_a_process_that_makes_no_progress():
     assert done.returncode == distributed.HUNG_EXIT
     assert done.stdout == "beating stopped\n"
     assert "rank 1 made no progress" in done.stderr and "out/ckpt, is intact" in done.stderr
+
+
+def test_the_hung_rank_timeout_is_minutes_and_said_in_help():
+    """A frozen rank went unnoticed for ten minutes; the default is two, and `jai train --help` says so."""
+    from tests.test_readme import help_text
+
+    assert distributed.DEFAULT_TIMEOUT == 120.0
+    text = " ".join(help_text(["train"]).split())
+    assert "JAI_DIST_TIMEOUT seconds (default 120" in text and f"exit status {distributed.HUNG_EXIT}" in text

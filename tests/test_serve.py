@@ -207,9 +207,9 @@ def test_greedy_text_is_the_same_alone_and_in_a_batch(server, tok, reference):
         ("/v1/completions", {"prompt": "a", "n": 2}, "n"),
         ("/v1/completions", {"prompt": "a", "presence_penalty": 0.5}, "presence_penalty"),
         ("/v1/completions", {"prompt": "a", "stream": "yes"}, "stream"),
-        ("/v1/completions", {"prompt": "a", "logprobs": 3}, None),
+        ("/v1/completions", {"prompt": "a", "logprobs": 3}, "logprobs"),
         ("/v1/completions", {"prompt": "a", "temprature": 1}, "temprature"),
-        ("/v1/completions", {"prompt": ""}, None),
+        ("/v1/completions", {"prompt": ""}, "prompt"),
         ("/v1/completions", {"prompt": POSTING * 3}, "prompt"),  # too long to leave room to answer
         ("/v1/chat/completions", {"messages": []}, "messages"),
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": "\ud800"}]}, "messages.content"),

@@ -58,6 +58,8 @@ def test_defaults_and_flags(monkeypatch):
         (["--port", "70000"], "--port must be in 0..65535"),
         (["--threads", "0"], "--threads must be at least 1"),
         (["--shutdown-timeout", "nan"], "--shutdown-timeout"),
+        (["--api-key", ""], "--api-key is empty"),
+        (["--api-key", "  "], "--api-key is empty"),
     ],
 )
 def test_bad_flags_exit_2_without_starting_a_server(capsys, run_dir, argv, message):

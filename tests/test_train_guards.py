@@ -132,7 +132,7 @@ def test_a_full_disk_is_one_line_and_the_previous_checkpoint_survives(tmp_path, 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(train_state, "save_file", disk_full)  # the optimizer file, mid-checkpoint
+    monkeypatch.setattr(train_state, "save", disk_full)  # the optimizer file, mid-checkpoint
     assert jai_train("torch", None, out, "--resume", "--max-steps", "4") == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -290,3 +290,17 @@ def test_devices():
             torch_device.resolve_device("gpu")
     assert resolve_dtype("auto", "gpu", True) == "bfloat16"
     assert default_backend() in ("mlx", "torch")
+
+
+def test_the_optimizer_file_header_is_in_key_order(tmp_path):
+    """safetensors writes metadata in a per-process random order; sorted, equal runs give equal bytes."""
+    from safetensors.numpy import load, save
+
+    blob = save(
+        {"b": np.ones(3, np.float32), "a": np.zeros(2, np.float32)}, {"z": "1", "jai": "x", "format": "np"}
+    )
+    done = train_state.sorted_metadata(blob)
+    size = int.from_bytes(done[:8], "little")
+    assert len(done) == len(blob) and done[8 + size :] == blob[8 + size :]
+    assert list(json.loads(done[8 : 8 + size])["__metadata__"]) == ["format", "jai", "z"]
+    assert {k: v.tolist() for k, v in load(done).items()} == {"a": [0, 0], "b": [1, 1, 1]}

@@ -32,12 +32,14 @@ class RunLock:
     def __init__(self, out_dir: str | os.PathLike) -> None:
         self.path = Path(out_dir) / LOCK_FILE
         self._fd: int | None = None
+        self._made: list[Path] = []  # the folders this lock created, innermost first
 
     def __enter__(self) -> RunLock:
         folder = self.path.parent
         blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
         if blocking is not None:  # bad input, not a file-system failure: nothing is written
             raise InputError(f"{folder}: cannot be a run folder, {blocking} is a file; choose another --out")
+        self._made = [p for p in (folder, *folder.parents) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -57,9 +59,18 @@ class RunLock:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock; the file stays, harmless to the next run
-            self._fd = None
+        if self._fd is None:
+            return
+        if self._made and [p.name for p in self.path.parent.iterdir()] == [LOCK_FILE]:
+            # a run refused before it wrote anything (a bad --init-from, bad data): leave no folder behind
+            self.path.unlink()
+            for made in self._made:
+                try:
+                    made.rmdir()
+                except OSError:  # something else appeared in it meanwhile: it stays
+                    break
+        os.close(self._fd)  # closing releases the lock; the file stays, harmless to the next run
+        self._fd = None
 
 
 def is_locked(out_dir: str | os.PathLike) -> bool:

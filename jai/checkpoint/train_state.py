@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from jai.atomic import atomic_directory
 from jai.checkpoint import weights
@@ -278,7 +278,8 @@ def write_training_checkpoint(
                     shutil.copyfile(tokenizer, tmp / weights.TOKENIZER_FILE)
             state_dir = tmp / STATE_DIR
             state_dir.mkdir()
-            save_file(tensors, state_dir / OPTIMIZER_FILE, metadata={"format": "np", "jai": FORMAT})
+            blob = save(tensors, metadata={"format": "np", "jai": FORMAT})
+            (state_dir / OPTIMIZER_FILE).write_bytes(sorted_metadata(blob))
             text = json.dumps(state.to_json(), indent=2, allow_nan=False) + "\n"
             (state_dir / STATE_FILE).write_text(text, encoding="utf-8")
     except (OSError, SafetensorError) as e:  # a full disk, a folder made read-only: not a bug
@@ -292,6 +293,21 @@ def write_training_checkpoint(
             f"({getattr(e, 'strerror', None) or e}); {kept}"
         ) from None
     return ckpt_dir
+
+
+def sorted_metadata(blob: bytes) -> bytes:
+    """A safetensors file's bytes with its header metadata in key order, so equal runs give equal files.
+
+    safetensors writes the metadata from a Rust HashMap, in an order that changes from process to process.
+    Sorting keeps the header's length (the same keys and values, moved), so the tensors' offsets stand.
+    """
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    if len(text) > size:
+        raise ValueError(f"safetensors header grew from {size} to {len(text)} bytes when sorted")
+    return blob[:8] + text.ljust(size) + blob[8 + size :]  # safetensors pads its header with spaces
 
 
 class CheckpointWriteError(RunFailed):

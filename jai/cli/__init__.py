@@ -41,7 +41,7 @@ USAGE = "usage: jai <command> [options]   (jai <command> --help for each)\n\ncom
 KEPT_ON_WRITE_FAILURE = {
     "run": "no file was left half-written; a checkpoint already saved in <out>/run is intact",
     "train": "a checkpoint already saved is intact (`jai train --resume` continues from it)",
-    "prepare": "the input postings are untouched and no output file was left half-written",
+    "prepare": "the input postings are untouched and the data folder is as it was",
     "convert": "the source is untouched and no output file was left half-written",
     "export": "the checkpoint is untouched and no output file was left half-written",
     "fuse": "the adapter and its base are untouched and no output file was left half-written",

@@ -170,6 +170,7 @@ def evaluate_checkpoint(
                 "was trained on (--data)"
             )
         val = TokenBin(data_dir / "val.bin", vocab_size=meta.get("vocab_size"))
+        val.check_ids(model.config.vocab_size)  # the model's own table bounds the ids it may be given
         samples = scoring.spread(scoring.heldout_samples(meta, tok), max_answers) if max_answers != 0 else []
         result = {"checkpoint": str(ckpt), "data": str(data_dir), "backend": backend}
     if loss_tokens != 0:

@@ -148,6 +148,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    if args.api_key is not None and not args.api_key.strip():
+        # `--api-key "$KEY"` with KEY unset: serving with no authentication is not what was asked for
+        raise UsageError("--api-key is empty (an unset variable?): give a key, or leave the flag out")
 
 
 def model_name(ckpt: Path) -> str:

@@ -14,13 +14,13 @@ from typing import Any
 from jai.checkpoint.folder import open_config
 from jai.checkpoint.lora import LoraConfig
 from jai.checkpoint.recovery import recover_checkpoint
-from jai.checkpoint.train_state import CKPT_DIR, DEFAULT_DATA, read_state_json
+from jai.checkpoint.train_state import CKPT_DIR, DEFAULT_DATA, STATE_DIR, read_state_json
 from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend, twin_module
 from jai.train_config import TrainConfig
-from jai.training.distributed import launcher_rank
+from jai.training.distributed import DEFAULT_TIMEOUT, HUNG_EXIT, launcher_rank
 from jai.training.loop import train
 
 EPILOG = """\
@@ -35,6 +35,10 @@ examples:
   jai fuse out/lora/ckpt out/fused                 # merge the adapter into an ordinary checkpoint
   torchrun --standalone --nproc-per-node 2 $(which jai) train --backend torch   # data parallel, 2 processes
   mlx.launch -n 2 -- jai train --backend mlx       # the same in MLX (see docs/distributed.md)
+
+Data parallel: a process that completes no step for JAI_DIST_TIMEOUT seconds (default {timeout:g}: a
+stuck or frozen peer) ends the run with one line and exit status {hung}; raise it for evaluations or saves
+that take longer. Rank 0's exit status tells whether the run finished (mlx.launch itself exits 0).
 
 A run writes <out>/ckpt (the latest checkpoint: config.json, model.safetensors, tokenizer.json, which
 transformers, mlx-lm and `jai sample` open as a GPT-2, plus train_state/ for --resume) and
@@ -85,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jai train",
         description="Train a JAI GPT on token files from `jai prepare`, with the MLX or the PyTorch twin.",
-        epilog=EPILOG,
+        epilog=EPILOG.format(timeout=DEFAULT_TIMEOUT, hung=HUNG_EXIT),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = p.add_argument_group("run")
@@ -266,10 +270,14 @@ def main(argv: list[str] | None = None) -> int:
             probe=_answer_probe(args),
         )
     except KeyboardInterrupt:
-        print(
-            f"\njai train: interrupted; `--resume --out {args.out}` continues from the last checkpoint",
-            file=sys.stderr,
+        # a checkpoint saved by this run or an earlier one in --out: only then is there something to resume
+        saved = (Path(args.out) / CKPT_DIR / STATE_DIR).is_dir()
+        how = (
+            f"`--resume --out {args.out}` continues from the last checkpoint"
+            if saved
+            else "no checkpoint was saved"
         )
+        print(f"\njai train: interrupted; {how}", file=sys.stderr)
         return 130
     if summary.get("rank", 0) != 0:
         return 0  # data-parallel: rank 0 reports the run

@@ -18,7 +18,8 @@ id), then `on_done(error)` exactly once, with None unless the model raised. By t
 says why it ended:
 
     "stop" (a stop id, not emitted), "length" (max_new_tokens), "cancelled" (cancel() or close()),
-    "error" (the model raised; `req.error` holds the exception, and on_done gets it)
+    "error" (the model raised, or this request's own sampling did: a SamplingError, and the other
+             requests go on; `req.error` holds the exception, and on_done gets it)
 
 Callbacks must be quick and must not block (e.g. `loop.call_soon_threadsafe(queue.put_nowait, token)`
 for asyncio); an exception in one is logged and swallowed so the other requests go on.
@@ -271,7 +272,7 @@ class BatchEngine:
                 self._counts["tokens"] += 1
                 request._token(token)
             if row.finish_reason:
-                self._finish(request, row.finish_reason)
+                self._finish(request, row.finish_reason, row.error)
 
     def _finish(self, request: Request, reason: str, error: BaseException | None = None) -> None:
         """Send the final event and forget the request (its row leaves the batch if still there)."""

@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jai.devices import twin_module
-from jai.inference.sampling import SamplingConfig, check_prompts, crop_left, group_by_length, resolve_seed
+from jai.inference.sampling import (
+    SamplingConfig,
+    SamplingError,
+    check_prompts,
+    crop_left,
+    group_by_length,
+    resolve_seed,
+)
 
 Tensor = Any  # a twin's array: torch.Tensor or mx.array
 TWINS = ("jai_mlx", "jai_torch")
@@ -133,8 +140,9 @@ class Row:
     owner: Any = None  # whatever the caller wants to find again (the engine's request)
     made: int = 0  # tokens sampled so far, a final stop id included
     cached: int = 0  # tokens of it in the batch's KV cache (0: not in it; prefilled next step)
-    finish_reason: str | None = None  # "stop" | "length" once ended
+    finish_reason: str | None = None  # "stop" | "length" once ended; "error" if its own sampling failed
     stops: frozenset[int] = field(default_factory=frozenset)
+    error: SamplingError | None = None  # why, when finish_reason is "error"
 
 
 class Batch:
@@ -206,20 +214,31 @@ class Batch:
         groups: dict[object, list[int]] = {}
         for i, row in enumerate(order):
             groups.setdefault(GREEDY if row.sampler.cfg.greedy else row.sampler, []).append(i)
-        tokens = [0] * len(order)
+        tokens: list[int | SamplingError] = [0] * len(order)
         for rows in groups.values():
             sampler = order[rows[0]].sampler
             part = logits if len(rows) == len(order) else self.backend.take(logits, rows)
-            picked = self.backend.to_host(sample(self.backend, part, sampler.cfg, sampler.rng))
+            try:
+                picked: list[int | SamplingError] = list(
+                    self.backend.to_host(sample(self.backend, part, sampler.cfg, sampler.rng))
+                )
+            except Exception as e:  # this group's own sampling failed: its rows end, every other row goes on
+                cfg = sampler.cfg
+                how = f"temperature {cfg.temperature}, top_k {cfg.top_k}, top_p {cfg.top_p}"
+                failed = SamplingError(f"sampling failed at {how}: {e}")
+                picked = [failed] * len(rows)
             for i, token in zip(rows, picked, strict=True):
                 tokens[i] = token
         return tokens
 
-    def _advance(self, order: list[Row], tokens: list[int]) -> list[tuple[Row, int | None]]:
+    def _advance(self, order: list[Row], tokens: list[int | SamplingError]) -> list[tuple[Row, int | None]]:
         out: list[tuple[Row, int | None]] = []
         for row, token in zip(order, tokens, strict=True):
             row.made += 1
-            if token in row.stops:
+            if isinstance(token, SamplingError):
+                row.finish_reason, row.error = "error", token
+                out.append((row, None))
+            elif token in row.stops:
                 row.finish_reason = "stop"
                 out.append((row, None))
             else:
@@ -266,6 +285,8 @@ def _steps(batch: Batch, n: int) -> Iterator[list[int | None]]:
     while len(batch):
         out: list[int | None] = [None] * n
         for row, token in batch.step():
+            if row.error is not None:  # a direct caller (jai sample) has one sampler: nothing else to go on
+                raise row.error
             out[row.owner] = token
         yield out
 

@@ -36,8 +36,15 @@ from jai.inference.sampling import SamplingConfig, SamplingError
 from jai.server import prompts
 from jai.server.engine import Engine, EngineClosed, QueueFull
 from jai.server.guard import Guard
-from jai.server.metrics import Metrics, Recorder
-from jai.server.schemas import ChatRequest, CompletionRequest, GenerateRequest, OpenAIFields, Sampling
+from jai.server.metrics import DISCONNECTED, Metrics, Recorder
+from jai.server.schemas import (
+    ChatRequest,
+    CompletionRequest,
+    FieldError,
+    GenerateRequest,
+    OpenAIFields,
+    Sampling,
+)
 from jai.server.stream import EngineFailed, TokenStream
 from jai.server.text import Detokenizer
 
@@ -84,6 +91,9 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     # A union field fails once per branch ("not a string", then the list's real complaint): our own
     # checks (value errors) say what is wrong, so they come first.
     first = next((e for e in errors if e.get("type") == "value_error"), errors[0])
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, FieldError):  # a check over the whole body that is about one field
+        return str(cause), cause.field
     if first.get("type") == "json_invalid":
         return f"the body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})", None
     if tuple(first.get("loc", ())) == ("body",):
@@ -127,6 +137,9 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
         message, param = validation_message(list(e.errors()))
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json" and not kind.endswith("+json"):  # else FastAPI does not read it as JSON
+            message, param = f"Content-Type must be application/json, got {kind or 'none'!r:.60}", None
         return JSONResponse(error_body(message, "invalid_request_error", param, 422), status_code=422)
 
     @app.exception_handler(ApiError)
@@ -358,6 +371,8 @@ class Generation:
             raise ApiError(499, "client closed request")
         try:
             return task.result()
+        except SamplingError as e:  # this request's own sampling failed; the others decode on
+            raise ApiError(422, str(e)) from None
         except EngineFailed as e:
             raise ApiError(500, f"generation failed: {e}") from None
         except ShuttingDown as e:
@@ -414,6 +429,12 @@ def sse(
                 yield _event(head | {"choices": [last]} | gen.tail())
                 if include_usage:
                     yield _event(head | {"choices": [], "usage": gen.usage()})
+        except (asyncio.CancelledError, GeneratorExit):  # Starlette ends the stream: the client went away
+            gen.metrics.disconnected += 1
+            request.scope[DISCONNECTED] = True  # the Recorder counts it as 499, not as the 200 it began as
+            raise
+        except SamplingError as e:
+            yield _event(error_body(str(e), "invalid_request_error", None, 422))
         except EngineFailed as e:
             yield _event(error_body(f"generation failed: {e}", "server_error", None, 500))
         except ShuttingDown as e:

@@ -86,6 +86,9 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+DISCONNECTED = "jai.disconnected"  # set in the ASGI scope when a streamed answer lost its client
+
+
 class Recorder:
     """ASGI middleware counting every response by route and status, and timing it."""
 
@@ -110,5 +113,7 @@ class Recorder:
         try:
             await self.app(scope, receive, counted)
         finally:
+            if scope.get(DISCONNECTED):
+                status = 499  # nginx's "client closed request", as a non-streamed answer's disconnect
             self.metrics.requests[(route, status)] += 1
             self.metrics.latency[route].observe(self.clock() - start)

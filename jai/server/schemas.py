@@ -16,6 +16,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from jai.inference.sampling import MAX_SEED, SamplingError, check_temperature
 
 MAX_STOPS = 4  # OpenAI's limit
+
+
+class FieldError(ValueError):
+    """A check across the body that is still about one field: its 422 names `field`, not the body."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+
+
 MAX_STOP_CHARS = 100
 
 
@@ -96,9 +106,11 @@ class OpenAIFields(Sampling):
     @model_validator(mode="after")
     def _unsupported(self) -> OpenAIFields:
         if self.logprobs not in (None, False, 0):
-            raise ValueError("logprobs are not supported by this server")
+            raise FieldError(
+                "logprobs", f"not supported by this server (only null, false or 0), got {self.logprobs!r:.40}"
+            )
         if self.logit_bias:
-            raise ValueError("logit_bias is not supported by this server")
+            raise FieldError("logit_bias", "not supported by this server (only null or {})")
         return self
 
 
@@ -112,12 +124,12 @@ class CompletionRequest(OpenAIFields):
     def _one_prompt(self) -> CompletionRequest:
         if isinstance(self.prompt, list):
             if len(self.prompt) != 1:
-                raise ValueError(f"one prompt per request, got a list of {len(self.prompt)}")
+                raise FieldError("prompt", f"one prompt per request, got a list of {len(self.prompt)}")
             self.prompt = self.prompt[0]
         if not self.prompt:
-            raise ValueError("prompt is empty: give the text to continue")
+            raise FieldError("prompt", "empty: give the text to continue")
         if self.echo:
-            raise ValueError("echo is not supported by this server")
+            raise FieldError("echo", "not supported by this server (only false)")
         return self
 
 

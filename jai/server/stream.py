@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from jai.inference.sampling import SamplingConfig
+from jai.inference.sampling import SamplingConfig, SamplingError
 from jai.server.engine import Engine
 
 _DONE = object()
@@ -52,6 +52,8 @@ class TokenStream:
         self.count += len(tokens)
         if len(tokens) < len(items):
             self.finished = True
+            if isinstance(self._error, SamplingError):  # this request's own parameters: a 422
+                raise self._error
             if self._error is not None:
                 raise EngineFailed(str(self._error)) from self._error
         return tokens or (None if self.finished else [])

@@ -458,14 +458,9 @@ def _step(run: _Run) -> tuple[Progress, float]:
     if not finite(loss, norm):
         run.metrics.write({"step": step, "event": "diverged", "loss": str(loss), "grad_norm": str(norm)})
         last = f"{state.loss:.4f} at step {state.step}" if state.loss is not None else "none"
-        kept = (
-            f"the last good checkpoint, {plan.ckpt_dir} (step {run.saved_step}), is kept"
-            if run.saved_step is not None
-            else "no checkpoint had been written yet"
-        )
         raise TrainingDiverged(
             f"training diverged at step {step}: loss {loss}, grad norm {norm} (last finite loss "
-            f"{last}); this step was not saved and {kept}"
+            f"{last}); this step was not saved and {kept_after_divergence(plan, run.saved_step)}"
         )
     tok_s = run.tokens_per_step / max(now - run.t_last, 1e-9)
     state.step, state.loss, state.sampler = step, loss, sampler_state
@@ -558,12 +553,15 @@ def check_weights(trainer: Trainer, step: int, plan: RunPlan, saved_step: int | 
     largest = trainer.max_abs_weight()
     if finite(largest) and largest <= MAX_SANE_WEIGHT:
         return
-    kept = (
-        f"the last good checkpoint, {plan.ckpt_dir} (step {saved_step}), is kept"
-        if saved_step is not None
-        else "no checkpoint had been written yet"
-    )
     raise TrainingDiverged(
         f"training diverged by step {step}: the largest weight is {largest:.3g} (sane weights stay below "
-        f"{MAX_SANE_WEIGHT:g}); this step was not saved and {kept}; resume with a lower --lr"
+        f"{MAX_SANE_WEIGHT:g}); this step was not saved and {kept_after_divergence(plan, saved_step)}"
     )
+
+
+def kept_after_divergence(plan: RunPlan, saved_step: int | None) -> str:
+    """What a diverged run leaves, and the way on from there: --resume only where there is a checkpoint."""
+    if saved_step is None:
+        return "no checkpoint had been written yet; start again with a lower --lr"
+    kept = f"the last good checkpoint, {plan.ckpt_dir} (step {saved_step}), is kept"
+    return f"{kept}; resume with a lower --lr"

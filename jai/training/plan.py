@@ -104,8 +104,6 @@ def plan_run(
         raise DatasetError(f"{data_dir / META_FILE}: no such file; the model's vocabulary size comes from it")
     tokenizer = data_dir / weights.TOKENIZER_FILE
     check_tokenizer(tokenizer, meta.get("tokenizer_sha256"), data_dir / META_FILE)
-    for tokens in (train_bin, val_bin):
-        tokens.check_ids()
     ids = {f"{k}_token_id": meta.get(f"{k}_id") for k in ("bos", "eos", "pad")}
 
     def with_data(cfg: GPTConfig) -> GPTConfig:
