@@ -12,9 +12,12 @@ from functools import partial
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from jai.config import GPTConfig
+from jai.training.target_rows import target_rows
+from jai_mlx.head_loss import linear_cross_entropy
 
 
 class KVCache:
@@ -170,12 +173,18 @@ class GPT(nn.Module):
         init_weights(self, seed)
 
     def __call__(
-        self, idx: mx.array, cache: list[KVCache] | None = None, last_only: bool = False
+        self,
+        idx: mx.array,
+        cache: list[KVCache] | None = None,
+        last_only: bool = False,
+        head: bool = True,
     ) -> mx.array:
         """Logits [B, T, vocab] for token ids [B, T]; with a cache, T new tokens after those cached.
 
         `last_only` gives logits [B, 1, vocab] of the last position alone: generation reads nothing else,
         and the head is the largest matmul of a small model (vocab x width for every position).
+        `head=False` stops before the head: the final hidden states [B, T, C], for the loss to run the
+        head itself, chunk by chunk (head_loss.py).
         """
         T = idx.shape[1]
         starts = cache[0].lengths if cache else [0]  # each row's cached tokens: its next position
@@ -188,6 +197,8 @@ class GPT(nn.Module):
             x = block(x, cache[i] if cache else None, mask)
         if last_only:
             x = x[:, -1:]
+        if not head:
+            return self.ln_f(x)
         return self.wte.as_linear(self.ln_f(x))  # the head is tied to the token embedding
 
 
@@ -221,17 +232,19 @@ def cross_entropy(logits: mx.array, targets: mx.array) -> mx.array:
     return nn.losses.cross_entropy(logits.astype(mx.float32), targets, reduction="mean")
 
 
-def masked_cross_entropy(logits: mx.array, targets: mx.array) -> mx.array:
-    """Mean cross-entropy over the positions whose target is not IGNORE (-1), in float32; 0 if none is."""
-    valid = targets >= 0
-    losses = nn.losses.cross_entropy(logits.astype(mx.float32), mx.where(valid, targets, 0), reduction="none")
-    return (losses * valid).sum() / mx.maximum(valid.sum(), 1)
+def head_weight(model: GPT) -> mx.array:
+    """The tied head's weight (the PyTorch twin also finds it through its training wrappers)."""
+    return model.wte.weight
 
 
-def loss_fn(model: GPT, x: mx.array, y: mx.array) -> mx.array:
-    return cross_entropy(model(x), y)
+def loss_fn(model: GPT, x: mx.array, y: mx.array, rows: mx.array | None = None) -> mx.array:
+    """Mean next-token cross-entropy over the targets that are not IGNORE, the head fused with the loss
+    (head_loss.py). `rows`: the flat rows holding every target (jai/training/target_rows.py), the only
+    rows the head computes; None: all of them."""
+    return linear_cross_entropy(model(x, head=False), head_weight(model), y, rows)
 
 
 def masked_loss_fn(model: GPT, x: mx.array, y: mx.array) -> mx.array:
-    """The loss on the answers alone (`jai train --mask-prompt`): other targets are IGNORE."""
-    return masked_cross_entropy(model(x), y)
+    """The loss on the answers alone (`jai train --mask-prompt`): other targets are IGNORE, and their
+    rows never reach the head. The training step passes the rows with the batch; here they are made."""
+    return loss_fn(model, x, y, mx.array(target_rows(np.array(y))))

@@ -23,11 +23,10 @@ from mlx.utils import tree_map
 from jai.train_config import TrainConfig
 from jai.training.loop import eval_mode
 from jai_mlx import distributed
-from jai_mlx.model import GPT, loss_fn, masked_loss_fn
+from jai_mlx.model import GPT, loss_fn
 
-Batch = tuple[mx.array, mx.array]
-StepFn = Callable[[mx.array, mx.array], tuple[mx.array, mx.array]]
-EvalFn = Callable[[mx.array, mx.array], float]
+StepFn = Callable[..., tuple[mx.array, mx.array]]
+EvalFn = Callable[..., float]
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16}
 
 
@@ -68,33 +67,34 @@ def make_train_step(
     dtype: str | None = None,
     compile: bool = True,
 ) -> StepFn:
-    """A function taking micro-batches x, y of shape [grad_accum, B, T]; returns (mean loss, grad norm).
+    """A function taking micro-batches x, y of shape [grad_accum, B, T], and under --mask-prompt their
+    rows with a target [grad_accum, n] (jai/training/target_rows.py); returns (mean loss, grad norm).
 
     `dtype` ("float32" or "bfloat16") is the compute dtype, by default `cfg.dtype`. The step is always
-    compiled: `compile` is there for the twin's signature."""
+    compiled (one trace per shape of the rows, which target_rows keeps few): `compile` is there for the
+    twin's signature."""
     compute = DTYPES[dtype or cfg.dtype]
-    objective = masked_loss_fn if cfg.mask_prompt else loss_fn
 
-    def loss_of(params: dict, x: mx.array, y: mx.array) -> mx.array:
+    def loss_of(params: dict, x: mx.array, y: mx.array, rows: mx.array | None) -> mx.array:
         model.update(params)  # as nn.value_and_grad does; the cast below is part of the graph
         with computing_in(model, compute):
-            return objective(model, x, y)
+            return loss_fn(model, x, y, rows)
 
     value_and_grad = mx.value_and_grad(loss_of)
 
-    def loss_and_grad(model: GPT, x: mx.array, y: mx.array) -> tuple[mx.array, dict]:
-        return value_and_grad(model.trainable_parameters(), x, y)
+    def loss_and_grad(model: GPT, x: mx.array, y: mx.array, rows: mx.array | None) -> tuple[mx.array, dict]:
+        return value_and_grad(model.trainable_parameters(), x, y, rows)
 
     # The whole step, optimizer included, is one compiled graph; model and optimizer state (and the
     # random state, for dropout) are declared so the compiled function may read and update them.
     state = [model.state, optimizer.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
-    def step(x: mx.array, y: mx.array) -> tuple[mx.array, mx.array]:
+    def step(x: mx.array, y: mx.array, *rows: mx.array) -> tuple[mx.array, mx.array]:
         accum = x.shape[0]
-        total, grads = loss_and_grad(model, x[0], y[0])
+        total, grads = loss_and_grad(model, x[0], y[0], rows[0][0] if rows else None)
         for i in range(1, accum):
-            loss, g = loss_and_grad(model, x[i], y[i])
+            loss, g = loss_and_grad(model, x[i], y[i], rows[0][i] if rows else None)
             total, grads = total + loss, tree_map(mx.add, grads, g)
         if accum > 1:
             grads = tree_map(lambda g: g / accum, grads)
@@ -109,12 +109,12 @@ def make_train_step(
     return step
 
 
-def make_evaluate(model: GPT, dtype: str = "float32", mask_prompt: bool = False) -> EvalFn:
-    """The loss of one batch [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
-    objective = masked_loss_fn if mask_prompt else loss_fn
+def make_evaluate(model: GPT, dtype: str = "float32") -> EvalFn:
+    """The loss of one batch [B, T] (and its rows with a target, under --mask-prompt): eval mode (no
+    dropout), in the training dtype, no gradients."""
 
-    def evaluate(x: mx.array, y: mx.array) -> float:
+    def evaluate(x: mx.array, y: mx.array, *rows: mx.array) -> float:
         with eval_mode(model), computing_in(model, DTYPES[dtype]):  # no gradient asked for: none made
-            return objective(model, x, y).item()
+            return loss_fn(model, x, y, rows[0] if rows else None).item()
 
     return evaluate

@@ -19,6 +19,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from jai.checkpoint import train_state, weights
 from jai.checkpoint.train_state import MOMENTS, TrainState
 from jai.training.plan import RunPlan
+from jai.training.target_rows import target_rows
 from jai_mlx import checkpoint, distributed
 from jai_mlx.lora import adapter_tensors, apply_lora
 from jai_mlx.model import GPT
@@ -27,7 +28,7 @@ from jai_mlx.optim import make_evaluate, make_optimizer, make_train_step, set_le
 RNG_KIND = "mlx"
 ADAM_NAMES = dict(zip(("m", "v"), MOMENTS, strict=True))  # MLX's names for the moments -> the file's
 
-Batch = tuple[mx.array, mx.array]
+Batch = tuple[mx.array, ...]  # x, y, and under --mask-prompt the rows with a target
 
 
 class Trainer:
@@ -50,20 +51,24 @@ class Trainer:
             mx.random.seed(cfg.seed)
         distributed.seed_rank()  # dropout: each process its own masks (rank 0 keeps the run's RNG)
         self.step_fn = make_train_step(self.model, self.optimizer, cfg, self.dtype)
-        self.evaluate_fn = make_evaluate(self.model, self.dtype, cfg.mask_prompt)
+        self.evaluate_fn = make_evaluate(self.model, self.dtype)
+        self.mask_prompt = cfg.mask_prompt
         self.compiled_state = [self.model.state, self.optimizer.state, mx.random.state]
         return restored
 
     def batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
-        return mx.array(x), mx.array(y)  # on the default device, which use_device set
+        # the rows with a target are found here, on the host: the head computes no others. Padded to
+        # whole windows (T rows): each count of rows is one more trace of the compiled step.
+        arrays = (x, y, target_rows(y, multiple=y.shape[-1])) if self.mask_prompt else (x, y)
+        return tuple(mx.array(a) for a in arrays)  # on the default device, which use_device set
 
-    def step(self, batch: Batch, lr: float) -> Batch:
+    def step(self, batch: Batch, lr: float) -> tuple[mx.array, mx.array]:
         set_learning_rate(self.optimizer, lr)
         loss, norm = self.step_fn(*batch)
         mx.async_eval(loss, norm, self.compiled_state)
         return loss, norm
 
-    def result(self, handle: Batch) -> tuple[float, float]:
+    def result(self, handle: tuple[mx.array, mx.array]) -> tuple[float, float]:
         loss, norm = handle
         return loss.item(), norm.item()
 

@@ -14,6 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from jai.config import GPTConfig
+from jai.training.target_rows import target_rows
+from jai_torch.head_loss import linear_cross_entropy
 
 
 class KVCache:
@@ -167,12 +169,18 @@ class GPT(nn.Module):
         init_weights(self, seed)
 
     def forward(
-        self, idx: torch.Tensor, cache: list[KVCache] | None = None, last_only: bool = False
+        self,
+        idx: torch.Tensor,
+        cache: list[KVCache] | None = None,
+        last_only: bool = False,
+        head: bool = True,
     ) -> torch.Tensor:
         """Logits [B, T, vocab] for token ids [B, T]; with a cache, T new tokens after those cached.
 
         `last_only` gives logits [B, 1, vocab] of the last position alone: generation reads nothing else,
         and the head is the largest matmul of a small model (vocab x width for every position).
+        `head=False` stops before the head: the final hidden states [B, T, C], for the loss to run the
+        head itself, chunk by chunk (head_loss.py).
         """
         T = idx.shape[1]
         starts = cache[0].lengths if cache else [0]  # each row's cached tokens: its next position
@@ -185,6 +193,8 @@ class GPT(nn.Module):
             x = block(x, cache[i] if cache else None, mask)
         if last_only:
             x = x[:, -1:]
+        if not head:
+            return self.ln_f(x)
         return F.linear(self.ln_f(x), self.wte.weight)  # the head is tied to the token embedding
 
 
@@ -237,18 +247,20 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return _CrossEntropy.apply(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1).long())
 
 
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the positions whose target is not IGNORE (-1), in float32; 0 if none is."""
-    valid = (targets >= 0).reshape(-1)
-    flat = logits.reshape(-1, logits.shape[-1]).float()
-    losses = F.cross_entropy(flat, targets.clamp(min=0).reshape(-1).long(), reduction="none")
-    return (losses * valid).sum() / valid.sum().clamp(min=1)
+def head_weight(model: GPT) -> torch.Tensor:
+    """The tied head's weight, also through the wrappers the training step may call the model by
+    (DistributedDataParallel keeps it as `.module`; torch.compile's wrapper passes attributes on)."""
+    return getattr(model, "module", model).wte.weight
 
 
-def loss_fn(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return cross_entropy(model(x), y)
+def loss_fn(model: GPT, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over the targets that are not IGNORE, the head fused with the loss
+    (head_loss.py). `rows`: the flat rows holding every target (jai/training/target_rows.py), the only
+    rows the head computes; None: all of them."""
+    return linear_cross_entropy(model(x, head=False), head_weight(model), y, rows)
 
 
 def masked_loss_fn(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The loss on the answers alone (`jai train --mask-prompt`): other targets are IGNORE."""
-    return masked_cross_entropy(model(x), y)
+    """The loss on the answers alone (`jai train --mask-prompt`): other targets are IGNORE, and their
+    rows never reach the head. The training step passes the rows with the batch; here they are made."""
+    return loss_fn(model, x, y, torch.from_numpy(target_rows(y.cpu().numpy())).to(y.device))

@@ -19,11 +19,10 @@ import torch
 from jai.train_config import TrainConfig
 from jai.training.loop import eval_mode
 from jai_torch import distributed
-from jai_torch.model import GPT, loss_fn, masked_loss_fn
+from jai_torch.model import GPT, loss_fn
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-EvalFn = Callable[[torch.Tensor, torch.Tensor], float]
+StepFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+EvalFn = Callable[..., float]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -56,22 +55,22 @@ def make_train_step(
     dtype: str | None = None,
     compile: bool = False,
 ) -> StepFn:
-    """A function taking micro-batches x, y of shape [grad_accum, B, T]; returns (mean loss, grad norm).
+    """A function taking micro-batches x, y of shape [grad_accum, B, T], and under --mask-prompt their
+    rows with a target [grad_accum, n] (jai/training/target_rows.py); returns (mean loss, grad norm).
 
     `dtype` ("float32" or "bfloat16") is the compute dtype, by default `cfg.dtype`."""
     compute = DTYPES[dtype or cfg.dtype]
-    objective = masked_loss_fn if cfg.mask_prompt else loss_fn
     forward = torch.compile(model) if compile else model  # the same parameters, traced once per shape
     forward = distributed.wrap(forward)  # several processes: DistributedDataParallel averages the gradients
     params = [p for p in model.parameters() if p.requires_grad]
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(x: torch.Tensor, y: torch.Tensor, *rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         accum = x.shape[0]
         total = torch.zeros((), device=x.device)
         for i in range(accum):
             with distributed.syncing(forward, last=i == accum - 1):
                 with computing_in(model, compute):
-                    loss = objective(forward, x[i], y[i])
+                    loss = loss_fn(forward, x[i], y[i], rows[0][i] if rows else None)
                 (loss / accum).backward()
             total += loss.detach()
         if cfg.grad_clip > 0:
@@ -85,12 +84,12 @@ def make_train_step(
     return step
 
 
-def make_evaluate(model: GPT, dtype: str = "float32", mask_prompt: bool = False) -> EvalFn:
-    """The loss of one batch [B, T]: eval mode (no dropout), in the training dtype, no gradients."""
-    objective = masked_loss_fn if mask_prompt else loss_fn
+def make_evaluate(model: GPT, dtype: str = "float32") -> EvalFn:
+    """The loss of one batch [B, T] (and its rows with a target, under --mask-prompt): eval mode (no
+    dropout), in the training dtype, no gradients."""
 
-    def evaluate(x: torch.Tensor, y: torch.Tensor) -> float:
+    def evaluate(x: torch.Tensor, y: torch.Tensor, *rows: torch.Tensor) -> float:
         with eval_mode(model), torch.no_grad(), computing_in(model, DTYPES[dtype]):
-            return objective(model, x, y).item()
+            return loss_fn(model, x, y, rows[0] if rows else None).item()
 
     return evaluate

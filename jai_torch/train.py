@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from jai.checkpoint import train_state, weights
 from jai.checkpoint.train_state import MOMENTS, TrainState
 from jai.training.plan import RunPlan
+from jai.training.target_rows import target_rows
 from jai_torch import checkpoint, distributed
 from jai_torch.lora import adapter_tensors, apply_lora
 from jai_torch.model import GPT
@@ -26,7 +27,7 @@ from jai_torch.optim import make_evaluate, make_optimizer, make_train_step, set_
 
 RNG_KIND = "torch"
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]  # x, y, and under --mask-prompt the rows with a target
 
 
 class Trainer:
@@ -50,20 +51,20 @@ class Trainer:
             torch.manual_seed(cfg.seed)
         distributed.seed_rank()  # dropout: each process its own masks (rank 0 keeps the run's RNG)
         self.step_fn = make_train_step(self.model, self.optimizer, cfg, self.dtype, self.compile)
-        self.evaluate_fn = make_evaluate(self.model, self.dtype, cfg.mask_prompt)
+        self.evaluate_fn = make_evaluate(self.model, self.dtype)
+        self.mask_prompt = cfg.mask_prompt
         return restored
 
     def batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
-        return (
-            torch.from_numpy(x).to(self.dev, non_blocking=True),
-            torch.from_numpy(y).to(self.dev, non_blocking=True),
-        )
+        # the rows with a target are found here, on the host: the head computes no others
+        arrays = (x, y, target_rows(y)) if self.mask_prompt else (x, y)
+        return tuple(torch.from_numpy(a).to(self.dev, non_blocking=True) for a in arrays)
 
-    def step(self, batch: Batch, lr: float) -> Batch:
+    def step(self, batch: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         set_learning_rate(self.optimizer, lr)
         return self.step_fn(*batch)  # queued on the device; `result` waits for it
 
-    def result(self, handle: Batch) -> tuple[float, float]:
+    def result(self, handle: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
         loss, norm = torch.stack(handle).tolist()
         return loss, norm
 

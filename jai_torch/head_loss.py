@@ -1,0 +1,91 @@
+"""The tied head and the cross-entropy, fused over chunks of rows. Twin: jai_mlx/head_loss.py.
+
+The head's logits are the largest tensor of a step: [rows, vocab], 393 MB in float32 at 4,096 rows and a
+24,000-token vocabulary, and the loss's backward made a second one for their gradient. Here the head's
+matmul, the log-softmax and the gradient run `CHUNK` rows at a time, in the forward pass (the technique
+of Liger-Kernel's fused linear cross-entropy and Apple's Cut Cross-Entropy): each chunk's logits become
+its gradient in place, then the gradients of the hidden states and of the head's weight, so neither the
+logits nor their gradient ever exists whole, and backward only scales the two saved gradients.
+
+Rows whose target is IGNORE (-1) cost nothing when the caller leaves them out (`rows`, from
+jai/training/target_rows.py): under `--mask-prompt` most rows are prompt tokens, and the head never sees them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Rows per chunk: 256 x 24,000 float32 logits are 25 MB, and the chunk's matmuls are still large enough
+# to run at the GEMM rate.
+CHUNK = 256
+
+
+def _compute_dtype(h: torch.Tensor) -> torch.dtype:
+    """The dtype the head's matmuls run in: autocast's (a bfloat16 run), else the hidden states'."""
+    device = h.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else h.dtype
+
+
+def _chunk_loss(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Float32 logits of one chunk, their logsumexp, and the summed loss of its rows with a target."""
+    logits = (h @ w.T).float()
+    lse = torch.logsumexp(logits, dim=-1)
+    picked = logits.gather(1, targets.clamp(min=0)[:, None]).squeeze(1)
+    return logits, lse, ((lse - picked) * (targets >= 0)).sum()
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Sum of the rows' losses / `count`, and (computed here, saved for backward) its gradients."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        h: torch.Tensor,
+        w: torch.Tensor,
+        targets: torch.Tensor,
+        count: torch.Tensor,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        hc, wc = h.to(dtype), w.to(dtype)
+        grad_h = torch.empty_like(h)
+        want_w = ctx.needs_input_grad[1]  # False for a LoRA run's frozen head
+        grad_w = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if want_w else None
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        for start in range(0, h.shape[0], CHUNK):
+            part = slice(start, start + CHUNK)
+            t = targets[part]
+            logits, lse, loss = _chunk_loss(hc[part], wc, t)
+            total += loss
+            g = logits.sub_(lse[:, None]).exp_()  # softmax, in the logits' buffer
+            g[torch.arange(t.shape[0], device=g.device), t.clamp(min=0)] -= 1.0
+            g = g.mul_(((t >= 0) / count)[:, None]).to(dtype)  # IGNORE rows: no gradient
+            grad_h[part] = g @ wc
+            if want_w:
+                grad_w.add_(g.T @ hc[part])
+        ctx.save_for_backward(grad_h, grad_w.to(w.dtype) if want_w else None)
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_h, grad_w = ctx.saved_tensors
+        return grad_h * grad, None if grad_w is None else grad_w * grad, None, None, None
+
+
+def linear_cross_entropy(
+    h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy of the logits h @ w.T over the rows whose target is not IGNORE (-1); 0 if none.
+
+    h [..., C] hidden states, w [vocab, C] the head, targets [...]; `rows` (optional) are the flat row
+    indices to compute, which must hold every row with a target (jai/training/target_rows.py)."""
+    h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1).long()
+    count = (targets >= 0).sum().clamp(min=1)  # a tensor: no wait for the device
+    if rows is not None:
+        h, targets = h[rows], targets[rows]
+    dtype = _compute_dtype(h)
+    with torch.autocast(h.device.type, enabled=False):  # the dtypes are chosen here, explicitly
+        if torch.is_grad_enabled() and (h.requires_grad or w.requires_grad):
+            return _LinearCrossEntropy.apply(h, w, targets, count, dtype)
+        hc, wc = h.to(dtype), w.to(dtype)
+        chunks = range(0, h.shape[0], CHUNK)
+        return sum(_chunk_loss(hc[s : s + CHUNK], wc, targets[s : s + CHUNK])[2] for s in chunks) / count
