@@ -9,6 +9,7 @@ both alike. This is how docs/benchmarks.md states the speed before and after a r
     python -m jai.benchmarks.ab --rev e5eb0a4                       # PyTorch twin's training step
     python -m jai.benchmarks.ab --rev e5eb0a4 --twin mlx --batch 4  # the MLX twin, a lighter batch
     python -m jai.benchmarks.ab --rev e5eb0a4 --decode --batch 1    # KV-cached greedy decoding
+    python -m jai.benchmarks.ab --rev e5eb0a4 --mask-prompt out/data  # loss on answers alone, real batches
 """
 
 from __future__ import annotations
@@ -49,56 +50,82 @@ def past_twin(rev: str, twin: str, where: Path) -> tuple[Any, ...]:
     return tuple(importlib.import_module(f"ab_past_{twin}.{name}") for name in ("model", "optim", "generate"))
 
 
-def torch_steps(past: tuple[Any, Any], cfg: GPTConfig, batch: int, seed: int) -> tuple[dict, Any]:
+def one_batch(cfg: GPTConfig, batch: int, seed: int, masked: Path | None) -> tuple[Any, Any, GPTConfig]:
+    """x, y [1, batch, T]: random tokens; or, with `masked` (a `jai prepare` folder), a real batch whose
+    targets outside the answers are IGNORE (`--mask-prompt`), and the config at the data's vocabulary."""
+    import dataclasses
+
     import numpy as np
+
+    if masked is None:
+        xy = np.random.default_rng(seed).integers(0, cfg.vocab_size, size=(1, batch, cfg.block_size + 1))
+        return xy[..., :-1], xy[..., 1:], cfg
+    from jai.dataset import BatchSampler, TokenBin, answer_mask
+    from jai.run_plan import marker_ids
+
+    tokens = TokenBin(masked / "train.bin").data
+    vocab = json.loads((masked / "meta.json").read_text())["vocab_size"]
+    mask = answer_mask(tokens, *marker_ids(masked))
+    x, y = BatchSampler(tokens, batch, cfg.block_size, seed, loss_mask=mask).next_batch()
+    return x[None].astype(np.int64), y[None].astype(np.int64), dataclasses.replace(cfg, vocab_size=vocab)
+
+
+def torch_steps(
+    past: tuple[Any, Any], cfg: GPTConfig, batch: int, seed: int, masked: Path | None = None
+) -> tuple[dict, Any]:
     import torch
 
     from jai.benchmarks.torch_side import time_gemms
+    from jai.target_rows import target_rows
     from jai_torch import model as now_model
     from jai_torch import optim as now_optim
 
     torch.set_num_threads(torch.get_num_threads())
-    tc = TrainConfig(batch_size=batch, warmup_steps=0)
+    x, y, cfg = one_batch(cfg, batch, seed, masked)
+    rows = (torch.from_numpy(target_rows(y)),) if masked else ()  # as jai_torch.train.Trainer.batch
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    tc = TrainConfig(batch_size=batch, warmup_steps=0, mask_prompt=masked is not None)
     now = now_model.GPT(cfg, seed=seed)
     then = past[0].GPT(cfg, seed=seed)
     then.load_state_dict(now.state_dict())
-    xy = np.random.default_rng(seed).integers(0, cfg.vocab_size, size=(1, batch, cfg.block_size + 1))
-    x, y = torch.from_numpy(xy[..., :-1]), torch.from_numpy(xy[..., 1:])
     step_now = now_optim.make_train_step(now, now_optim.make_optimizer(now, tc), tc)
     step_then = past[1].make_train_step(then, past[1].make_optimizer(then, tc), tc)
     gemms = flops.train_gemms(cfg, batch * cfg.block_size)
     steps = {
-        "now": lambda: float(step_now(x, y)[0].item()),
+        "now": lambda: float(step_now(x, y, *rows)[0].item()),
         "then": lambda: float(step_then(x, y)[0].item()),
     }
     return steps, lambda: flops.roof(time_gemms(gemms, "float32", "cpu"), gemms)
 
 
-def mlx_steps(past: tuple[Any, Any], cfg: GPTConfig, batch: int, seed: int) -> tuple[dict, Any]:
+def mlx_steps(
+    past: tuple[Any, Any], cfg: GPTConfig, batch: int, seed: int, masked: Path | None = None
+) -> tuple[dict, Any]:
     import jai_mlx  # noqa: F401 - the fast BLAS
 
     # isort: split
     import mlx.core as mx
-    import numpy as np
     from mlx.utils import tree_flatten
 
     from jai.benchmarks.mlx_side import time_gemms
+    from jai.target_rows import target_rows
     from jai_mlx import model as now_model
     from jai_mlx import optim as now_optim
 
-    tc = TrainConfig(batch_size=batch, warmup_steps=0)
+    x, y, cfg = one_batch(cfg, batch, seed, masked)
+    rows = (mx.array(target_rows(y, multiple=cfg.block_size)),) if masked else ()  # as Trainer.batch
+    x, y = mx.array(x), mx.array(y)
+    tc = TrainConfig(batch_size=batch, warmup_steps=0, mask_prompt=masked is not None)
     now = now_model.GPT(cfg, seed=seed)
     then = past[0].GPT(cfg, seed=seed)
     then.load_weights(tree_flatten(now.parameters()))
-    xy = np.random.default_rng(seed).integers(0, cfg.vocab_size, size=(1, batch, cfg.block_size + 1))
-    x, y = mx.array(xy[..., :-1]), mx.array(xy[..., 1:])
     runs = {}
-    for name, model, module in (("now", now, now_optim), ("then", then, past[1])):
+    for name, model, module, extra in (("now", now, now_optim, rows), ("then", then, past[1], ())):
         opt = module.make_optimizer(model, tc)
         step = module.make_train_step(model, opt, tc)
 
-        def run(step=step, model=model, opt=opt) -> float:
-            loss, norm = step(x, y)
+        def run(step=step, model=model, opt=opt, extra=extra) -> float:
+            loss, norm = step(x, y, *extra)
             mx.eval(loss, norm, model.parameters(), opt.state)
             return loss.item()
 
@@ -155,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode", action="store_true", help="time greedy KV-cached decoding instead of training")
     p.add_argument("--prompt", type=int, default=128, help="--decode: prompt tokens (default: 128)")
     p.add_argument("--new", type=int, default=32, help="--decode: new tokens (default: 32)")
+    p.add_argument(
+        "--mask-prompt",
+        type=Path,
+        metavar="DATA",
+        help="train with the loss on answers alone, on a real batch from DATA (a `jai prepare` folder)",
+    )
     args = p.parse_args(argv)
     cfg = SIZES[args.config][0]
     with tempfile.TemporaryDirectory(prefix="jai-ab-") as tmp:
@@ -164,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             roof, tokens = None, args.batch * args.new
         else:
             make = torch_steps if args.twin == "torch" else mlx_steps
-            steps, roof = make(past, cfg, args.batch, args.seed)
+            steps, roof = make(past, cfg, args.batch, args.seed, args.mask_prompt)
             tokens = args.batch * cfg.block_size
         out = alternate(
             steps,
@@ -183,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "now/then": out["ratios"]["now/then"],
         "decode": args.decode,
+        "mask_prompt": str(args.mask_prompt) if args.mask_prompt else None,
         "roof_ratio": {k: v["roof_ratio"]["median"] for k, v in out["runners"].items() if "roof_ratio" in v},
         "tokens_per_s": {k: v["tokens_per_s"]["median"] for k, v in out["runners"].items()},
         "first_loss": {k: v["losses"][0] for k, v in out["runners"].items()},
