@@ -59,15 +59,25 @@ def _linear_cross_entropy_vjp(
     return *scaled, mx.zeros_like(targets), mx.zeros_like(count)
 
 
+def _loss_alone(h: mx.array, w: mx.array, targets: mx.array, count: mx.array) -> mx.array:
+    """The loss without its gradients (evaluation): the chunks' losses alone."""
+    chunks = range(0, h.shape[0], CHUNK)
+    return sum(_chunk_loss(h[s : s + CHUNK], w, targets[s : s + CHUNK])[2] for s in chunks) / count
+
+
 def linear_cross_entropy(
-    h: mx.array, w: mx.array, targets: mx.array, rows: mx.array | None = None
+    h: mx.array, w: mx.array, targets: mx.array, rows: mx.array | None = None, gradient: bool = True
 ) -> mx.array:
     """Mean cross-entropy of the logits h @ w.T over the rows whose target is not IGNORE (-1); 0 if none.
 
     h [..., C] hidden states, w [vocab, C] the head, targets [...]; `rows` (optional) are the flat row
-    indices to compute, which must hold every row with a target (jai/training/target_rows.py)."""
+    indices to compute, which must hold every row with a target (jai/training/target_rows.py).
+    `gradient=False` (evaluation) computes the loss alone: the fused path makes its gradients in the
+    forward pass."""
     h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
     count = mx.maximum((targets >= 0).sum(), 1).astype(mx.float32)
     if rows is not None:
         h, targets = h[rows], targets[rows]
-    return _linear_cross_entropy(h, w, targets, count)[0]
+    if gradient:  # MLX cannot tell whether a gradient is asked for: the caller says
+        return _linear_cross_entropy(h, w, targets, count)[0]
+    return _loss_alone(h, w, targets, count)

@@ -237,11 +237,13 @@ def head_weight(model: GPT) -> mx.array:
     return model.wte.weight
 
 
-def loss_fn(model: GPT, x: mx.array, y: mx.array, rows: mx.array | None = None) -> mx.array:
+def loss_fn(
+    model: GPT, x: mx.array, y: mx.array, rows: mx.array | None = None, gradient: bool = True
+) -> mx.array:
     """Mean next-token cross-entropy over the targets that are not IGNORE, the head fused with the loss
     (head_loss.py). `rows`: the flat rows holding every target (jai/training/target_rows.py), the only
-    rows the head computes; None: all of them."""
-    return linear_cross_entropy(model(x, head=False), head_weight(model), y, rows)
+    rows the head computes; None: all of them. `gradient=False` for evaluation: the loss alone."""
+    return linear_cross_entropy(model(x, head=False), head_weight(model), y, rows, gradient)
 
 
 def masked_loss_fn(model: GPT, x: mx.array, y: mx.array) -> mx.array:

@@ -115,6 +115,6 @@ def make_evaluate(model: GPT, dtype: str = "float32") -> EvalFn:
 
     def evaluate(x: mx.array, y: mx.array, *rows: mx.array) -> float:
         with eval_mode(model), computing_in(model, DTYPES[dtype]):  # no gradient asked for: none made
-            return loss_fn(model, x, y, rows[0] if rows else None).item()
+            return loss_fn(model, x, y, rows[0] if rows else None, gradient=False).item()
 
     return evaluate

@@ -71,21 +71,31 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad_h * grad, None if grad_w is None else grad_w * grad, None, None, None
 
 
+def _loss_alone(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """The loss without its gradients (evaluation): the chunks' losses alone."""
+    chunks = range(0, h.shape[0], CHUNK)
+    return sum(_chunk_loss(h[s : s + CHUNK], w, targets[s : s + CHUNK])[2] for s in chunks) / count
+
+
 def linear_cross_entropy(
-    h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor | None = None
+    h: torch.Tensor,
+    w: torch.Tensor,
+    targets: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    gradient: bool = True,
 ) -> torch.Tensor:
     """Mean cross-entropy of the logits h @ w.T over the rows whose target is not IGNORE (-1); 0 if none.
 
     h [..., C] hidden states, w [vocab, C] the head, targets [...]; `rows` (optional) are the flat row
-    indices to compute, which must hold every row with a target (jai/training/target_rows.py)."""
+    indices to compute, which must hold every row with a target (jai/training/target_rows.py).
+    `gradient=False` (evaluation) computes the loss alone: the fused path makes its gradients in the
+    forward pass."""
     h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1).long()
     count = (targets >= 0).sum().clamp(min=1)  # a tensor: no wait for the device
     if rows is not None:
         h, targets = h[rows], targets[rows]
     dtype = _compute_dtype(h)
     with torch.autocast(h.device.type, enabled=False):  # the dtypes are chosen here, explicitly
-        if torch.is_grad_enabled() and (h.requires_grad or w.requires_grad):
+        if gradient and torch.is_grad_enabled() and (h.requires_grad or w.requires_grad):
             return _LinearCrossEntropy.apply(h, w, targets, count, dtype)
-        hc, wc = h.to(dtype), w.to(dtype)
-        chunks = range(0, h.shape[0], CHUNK)
-        return sum(_chunk_loss(hc[s : s + CHUNK], wc, targets[s : s + CHUNK])[2] for s in chunks) / count
+        return _loss_alone(h.to(dtype), w.to(dtype), targets, count)

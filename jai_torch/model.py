@@ -253,11 +253,13 @@ def head_weight(model: GPT) -> torch.Tensor:
     return getattr(model, "module", model).wte.weight
 
 
-def loss_fn(model: GPT, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+def loss_fn(
+    model: GPT, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None, gradient: bool = True
+) -> torch.Tensor:
     """Mean next-token cross-entropy over the targets that are not IGNORE, the head fused with the loss
     (head_loss.py). `rows`: the flat rows holding every target (jai/training/target_rows.py), the only
-    rows the head computes; None: all of them."""
-    return linear_cross_entropy(model(x, head=False), head_weight(model), y, rows)
+    rows the head computes; None: all of them. `gradient=False` for evaluation: the loss alone."""
+    return linear_cross_entropy(model(x, head=False), head_weight(model), y, rows, gradient)
 
 
 def masked_loss_fn(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

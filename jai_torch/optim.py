@@ -90,6 +90,6 @@ def make_evaluate(model: GPT, dtype: str = "float32") -> EvalFn:
 
     def evaluate(x: torch.Tensor, y: torch.Tensor, *rows: torch.Tensor) -> float:
         with eval_mode(model), torch.no_grad(), computing_in(model, DTYPES[dtype]):
-            return loss_fn(model, x, y, rows[0] if rows else None).item()
+            return loss_fn(model, x, y, rows[0] if rows else None, gradient=False).item()
 
     return evaluate

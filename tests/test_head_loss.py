@@ -169,3 +169,17 @@ def test_twins_agree_on_the_masked_loss_of_a_model(gpt2_dir):
     loss_m, grads_m = mnn.value_and_grad(mm, mlx_model.masked_loss_fn)(mm, mx.array(x), mx.array(y))
     assert abs(loss_t.item() - loss_m.item()) <= 1e-5 * loss_t.item()
     assert_close(np.array(grads_m["wte"]["weight"]), tm.wte.weight.grad.numpy(), "wte", 1e-4)
+
+
+def test_the_loss_alone_for_evaluation_equals_the_fused_loss():
+    h, w, y = problem(ignored=0.5)
+    rows = target_rows(y[None])
+    ref_loss = reference(h, w, y)[0]
+    alone_t = torch_head.linear_cross_entropy(
+        torch.from_numpy(h), torch.from_numpy(w), torch.from_numpy(y), torch.from_numpy(rows), gradient=False
+    )
+    alone_m = mlx_head.linear_cross_entropy(
+        mx.array(h), mx.array(w), mx.array(y), mx.array(rows), gradient=False
+    )
+    for loss in (alone_t.item(), alone_m.item(), torch_fused(h, w, y, rows)[0], mlx_fused(h, w, y, rows)[0]):
+        assert abs(loss - ref_loss) <= 1e-5 * ref_loss
