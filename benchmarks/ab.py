@@ -61,7 +61,7 @@ def one_batch(cfg: GPTConfig, batch: int, seed: int, masked: Path | None) -> tup
         xy = np.random.default_rng(seed).integers(0, cfg.vocab_size, size=(1, batch, cfg.block_size + 1))
         return xy[..., :-1], xy[..., 1:], cfg
     from jai.dataset import BatchSampler, TokenBin, answer_mask
-    from jai.run_plan import marker_ids
+    from jai.training.plan import marker_ids
 
     tokens = TokenBin(masked / "train.bin").data
     vocab = json.loads((masked / "meta.json").read_text())["vocab_size"]
@@ -76,7 +76,7 @@ def torch_steps(
     import torch
 
     from jai.benchmarks.torch_side import time_gemms
-    from jai.target_rows import target_rows
+    from jai.training.target_rows import target_rows
     from jai_torch import model as now_model
     from jai_torch import optim as now_optim
 
@@ -108,7 +108,7 @@ def mlx_steps(
     from mlx.utils import tree_flatten
 
     from jai.benchmarks.mlx_side import time_gemms
-    from jai.target_rows import target_rows
+    from jai.training.target_rows import target_rows
     from jai_mlx import model as now_model
     from jai_mlx import optim as now_optim
 

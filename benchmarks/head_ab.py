@@ -22,7 +22,7 @@ import numpy as np
 
 from jai.benchmarks.rounds import alternate
 from jai.dataset import IGNORE
-from jai.target_rows import target_rows
+from jai.training.target_rows import target_rows
 
 
 def torch_runners(h: np.ndarray, w: np.ndarray, y: np.ndarray) -> dict[str, Any]:
