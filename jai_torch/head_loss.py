@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 
 # Rows per chunk: 1,024 x 24,000 float32 logits are 98 MB (and their log-probabilities as much), a
-# quarter of a batch-16 step's logits. Measured on a loaded 2-core CPU (benchmarks/head_ab.py, alternating
-# rounds): 256 rows ran the head and loss at 0.64x of the unfused speed, 1,024 about even.
+# quarter of a batch-16 step's. Measured on a loaded 2-core CPU (benchmarks/head_ab.py, alternating
+# rounds): in a first form (logsumexp per chunk) 256 rows ran at 0.64x the unfused head's speed and 2,048
+# at 0.87x; in this one 1,024 rows measured about even (docs/benchmarks.md, 2026-12-04).
 CHUNK = 1024
 
 
@@ -61,10 +62,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
             g = logp.exp_()  # softmax, in the log-probabilities' buffer
             g[torch.arange(t.shape[0], device=g.device), t.clamp(min=0)] -= 1.0
             g = g.mul_(((t >= 0) / count)[:, None]).to(dtype)  # IGNORE rows: no gradient
-            torch.mm(g, wc, out=grad_h[part]) if g.dtype == h.dtype else grad_h[part].copy_(g @ wc)
-            if want_w and g.dtype == grad_w.dtype:
-                grad_w.addmm_(g.T, hc[part])  # in place: no [vocab, C] product per chunk
-            elif want_w:
+            if g.dtype == h.dtype:
+                torch.mm(g, wc, out=grad_h[part])
+            else:  # bfloat16 products into float32 hidden states' gradients
+                grad_h[part] = g @ wc
+            if want_w:  # not addmm_: FlopCounterMode does not count it (tests/test_bench_flops.py)
                 grad_w.add_(g.T @ hc[part])
         ctx.save_for_backward(grad_h, grad_w.to(w.dtype) if want_w else None)
         return total / count
