@@ -45,6 +45,9 @@ class History:
         self.tokens: list[int] = []  # every token held, in order (the N-gram prefixes are read from it)
         self.counts: Counter[int] = Counter()  # generated tokens only (OpenAI's count)
         self.follows: dict[tuple[int, ...], set[int]] = {}  # an (N-1)-gram -> the tokens seen after it
+        # the repetition penalty's entries, kept as tokens arrive: rebuilt from `tokens` each step, a long
+        # penalised prompt would cost a Python loop over it per row per step
+        self.repeated: dict[int, tuple[float, float]] = {}
         for token in prompt if cfg.penalize_prompt else ():
             self._hold(token)
 
@@ -55,15 +58,17 @@ class History:
 
     def _hold(self, token: int) -> None:
         self.tokens.append(token)
+        if self.repetition != 1.0:
+            self.repeated[token] = (self.repetition, 0.0)
         if self.n and len(self.tokens) >= self.n:
             *prefix, last = self.tokens[-self.n :]
             self.follows.setdefault(tuple(prefix), set()).add(last)
 
     def adjustments(self) -> dict[int, tuple[float, float]]:
         """token -> (divide, subtract) for the row's next step; tokens left alone are absent."""
-        out: dict[int, tuple[float, float]] = {}
-        if self.repetition != 1.0:
-            out = dict.fromkeys(self.tokens, (self.repetition, 0.0))
+        if not (self.frequency or self.presence or self.n):
+            return self.repeated  # the common case, not copied: the caller only reads it
+        out = dict(self.repeated)
         if self.frequency or self.presence:
             for token, count in self.counts.items():
                 divide = out.get(token, (1.0, 0.0))[0]
@@ -85,9 +90,11 @@ def entries(histories: Sequence[History | None]) -> Entries | None:
     for i, history in enumerate(histories):
         if history is None:
             continue
-        for token, (d, s) in history.adjustments().items():
-            rows.append(i)
-            tokens.append(token)
-            divide.append(d)
-            subtract.append(s)
+        found = history.adjustments()
+        if found:  # whole lists at a time: this runs for every row at every step
+            rows.extend([i] * len(found))
+            tokens.extend(found)
+            d, s = zip(*found.values(), strict=True)
+            divide.extend(d)
+            subtract.extend(s)
     return (rows, tokens, divide, subtract) if rows else None
