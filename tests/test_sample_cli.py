@@ -21,6 +21,8 @@ from jai_torch import generate as torch_gen
 from tests import serve_support
 
 PROMPT = "We are hiring"
+# a --question gets these penalties by default; a raw --prompt only when the flags ask for them
+QUESTION_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in sample_cli.QUESTION_PENALTIES.items()]
 
 
 def make_checkpoint(run_dir: Path) -> Path:
@@ -100,7 +102,8 @@ def test_question_is_wrapped_in_the_training_format(capsys, ckpt, tmp_path):
     # Short enough for the test model's context of 32 with room for 8 new tokens: nothing is shortened.
     question, doc = "Salary?", "negotiable."
     common = ["--backend", "torch", "--temperature", "0", "--max-new-tokens", "8"]
-    _, raw, _ = sample(capsys, str(ckpt), *common, "--prompt", "[BOS]" + build_prompt(question, doc))
+    raw_prompt = "[BOS]" + build_prompt(question, doc)
+    _, raw, _ = sample(capsys, str(ckpt), *common, *QUESTION_FLAGS, "--prompt", raw_prompt)
     _, asked, err = sample(capsys, str(ckpt), *common, "--question", question, "--doc", doc)
     (tmp_path / "posting.txt").write_text(doc + "\n", encoding="utf-8")
     _, from_file, _ = sample(
@@ -122,7 +125,8 @@ def test_a_long_document_is_shortened_never_the_question(capsys, ckpt, tok):
     ids, shortened = fit_prompt(tok, question, doc, 32 - 8)
     assert shortened and len(ids) <= 24
     assert tok.decode(ids).startswith(build_prompt(question, "")[:20])  # the question, whole
-    _, fitted, _ = sample(capsys, str(ckpt), *common, "--prompt", tok.decode(ids, keep_control=True))
+    fitted_prompt = tok.decode(ids, keep_control=True)
+    _, fitted, _ = sample(capsys, str(ckpt), *common, *QUESTION_FLAGS, "--prompt", fitted_prompt)
     assert asked == fitted
 
 

@@ -42,9 +42,9 @@ never is), and a note says so; a --prompt too long for it loses its start.
 
 SAMPLING_FLAGS = ("temperature", "top_k", "top_p", "max_new_tokens", "seed")
 PENALTY_FLAGS = ("repetition_penalty", "no_repeat_ngram_size")
-# A --question's penalties when no flag sets them: the best measured by `jai eval` answer scores (see
-# docs/quality.md); a raw --prompt gets none, as transformers' defaults.
-QUESTION_PENALTIES = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+# A --question's penalties when no flag sets them: the best `jai eval` answer scores of the settings
+# measured (docs/quality.md, "Decoding"); a raw --prompt gets none, as transformers' defaults.
+QUESTION_PENALTIES = {"repetition_penalty": 1.2, "no_repeat_ngram_size": 4}
 
 
 class UsageError(InputError):
