@@ -4,8 +4,8 @@ jai_torch/generate.py.
 The loop — which rows run, prefill and decode, the sliding context, stopping — is written once in
 jai/inference/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_mlx.generate` reads
 as it always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
-the sampling ops (top-k, top-p, argmax, a draw) and the random stream. MLX is lazy: a step's work runs when
-its tokens are read (`to_host`), and the model is put in eval mode (no dropout).
+the sampling ops (penalties, top-k, top-p, argmax, a draw) and the random stream. MLX is lazy: a step's
+work runs when its tokens are read (`to_host`), and the model is put in eval mode (no dropout).
 """
 
 from __future__ import annotations
@@ -36,6 +36,19 @@ def top_p_filter(logits: mx.array, p: float) -> mx.array:
     below_top = mx.arange(ranked.shape[-1]) > 0
     ranked = mx.where((ahead >= p) & below_top, float("-inf"), ranked)
     return mx.put_along_axis(mx.full(logits.shape, float("-inf"), logits.dtype), order, ranked, axis=-1)
+
+
+def penalize(
+    logits: mx.array, rows: list[int], tokens: list[int], divide: list[float], subtract: list[float]
+) -> mx.array:
+    """Float32 logits with the penalty entries applied (jai.inference.penalties): one gather, one scatter."""
+    at = (mx.array(rows), mx.array(tokens))
+    x = logits[at]
+    by = mx.array(divide, dtype=mx.float32)
+    x = mx.where(x < 0, x * by, x / by) - mx.array(subtract, dtype=mx.float32)
+    out = mx.array(logits)
+    out[at] = x
+    return out
 
 
 class Rng:
@@ -91,6 +104,7 @@ class Backend:
 
     top_k_filter = staticmethod(top_k_filter)
     top_p_filter = staticmethod(top_p_filter)
+    penalize = staticmethod(penalize)
 
     def float32(self, logits: mx.array) -> mx.array:
         return logits.astype(mx.float32)

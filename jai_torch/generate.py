@@ -4,7 +4,7 @@ jai_mlx/generate.py.
 The loop — which rows run, prefill and decode, the sliding context, stopping — is written once in
 jai/inference/decode.py; `generate` and `generate_tokens` are its, re-exported so `jai_torch.generate` reads
 as it always did. Here is only what needs the framework: the model's logits for token windows, the KV cache,
-the sampling ops (top-k, top-p, argmax, a draw) and the random stream. Every step runs under
+the sampling ops (penalties, top-k, top-p, argmax, a draw) and the random stream. Every step runs under
 `torch.inference_mode()`, and the model is put in eval mode (no dropout).
 """
 
@@ -36,6 +36,17 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     below_top = torch.arange(ranked.shape[-1], device=ranked.device) > 0
     ranked = ranked.masked_fill((ahead >= p) & below_top, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, ranked)
+
+
+def penalize(
+    logits: torch.Tensor, rows: list[int], tokens: list[int], divide: list[float], subtract: list[float]
+) -> torch.Tensor:
+    """Float32 logits with the penalty entries applied (jai.inference.penalties): one gather, one scatter."""
+    at = (torch.tensor(rows, device=logits.device), torch.tensor(tokens, device=logits.device))
+    x = logits[at]
+    by = torch.tensor(divide, dtype=torch.float32, device=logits.device)
+    x = torch.where(x < 0, x * by, x / by) - torch.tensor(subtract, dtype=torch.float32, device=logits.device)
+    return logits.index_put(at, x)
 
 
 class Rng:
@@ -78,6 +89,7 @@ class Backend:
 
     top_k_filter = staticmethod(top_k_filter)
     top_p_filter = staticmethod(top_p_filter)
+    penalize = staticmethod(penalize)
 
     def float32(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float()

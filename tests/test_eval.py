@@ -248,3 +248,29 @@ def test_postings_written_by_someone_else(untrained: Path, tmp_path: Path, capsy
     assert {"company", "location", "salary", "title", "summary"} <= kinds
     assert {s["reference"] for s in result["samples"] if s["kind"] == "company"} == {"Company: Harbour Grill"}
     assert str(postings) in capsys.readouterr().out
+
+
+def test_penalties_change_the_answers_alike_in_both_twins(untrained: Path, data_dir: Path) -> None:
+    pytest.importorskip("mlx.core")
+    from jai.cli.eval import evaluate_checkpoint
+
+    kwargs = {"max_answers": 4, "loss_tokens": 0, "batch_size": 4, "progress": False}
+    plain = evaluate_checkpoint(untrained, data_dir, "torch", "cpu", **kwargs)
+    ban = {"no_repeat_ngram_size": 1}  # no token twice: an untrained GPT repeats one token forever
+    results = {
+        b: evaluate_checkpoint(untrained, data_dir, b, "cpu", penalties=ban, **kwargs)
+        for b in ("torch", "mlx")
+    }
+    answers = [[s["prediction"] for s in r["samples"]] for r in results.values()]
+    assert answers[0] == answers[1] != [s["prediction"] for s in plain["samples"]]
+    assert results["torch"]["decoding"] == {"greedy": True, "no_repeat_ngram_size": 1}
+
+
+def test_bad_penalty_flags_are_one_line_naming_the_flag(
+    untrained: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jai import cli
+
+    args = [str(untrained), "--data", str(data_dir), "--no-progress", "--loss-tokens", "0"]
+    assert cli.main(["eval", *args, "--repetition-penalty", "-1"]) == 2
+    assert "--repetition-penalty must be a positive number" in capsys.readouterr().err

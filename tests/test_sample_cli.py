@@ -21,6 +21,8 @@ from jai_torch import generate as torch_gen
 from tests import serve_support
 
 PROMPT = "We are hiring"
+# a --question gets these penalties by default; a raw --prompt only when the flags ask for them
+QUESTION_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in sample_cli.QUESTION_PENALTIES.items()]
 
 
 def make_checkpoint(run_dir: Path) -> Path:
@@ -100,7 +102,8 @@ def test_question_is_wrapped_in_the_training_format(capsys, ckpt, tmp_path):
     # Short enough for the test model's context of 32 with room for 8 new tokens: nothing is shortened.
     question, doc = "Salary?", "negotiable."
     common = ["--backend", "torch", "--temperature", "0", "--max-new-tokens", "8"]
-    _, raw, _ = sample(capsys, str(ckpt), *common, "--prompt", "[BOS]" + build_prompt(question, doc))
+    raw_prompt = "[BOS]" + build_prompt(question, doc)
+    _, raw, _ = sample(capsys, str(ckpt), *common, *QUESTION_FLAGS, "--prompt", raw_prompt)
     _, asked, err = sample(capsys, str(ckpt), *common, "--question", question, "--doc", doc)
     (tmp_path / "posting.txt").write_text(doc + "\n", encoding="utf-8")
     _, from_file, _ = sample(
@@ -122,7 +125,8 @@ def test_a_long_document_is_shortened_never_the_question(capsys, ckpt, tok):
     ids, shortened = fit_prompt(tok, question, doc, 32 - 8)
     assert shortened and len(ids) <= 24
     assert tok.decode(ids).startswith(build_prompt(question, "")[:20])  # the question, whole
-    _, fitted, _ = sample(capsys, str(ckpt), *common, "--prompt", tok.decode(ids, keep_control=True))
+    fitted_prompt = tok.decode(ids, keep_control=True)
+    _, fitted, _ = sample(capsys, str(ckpt), *common, *QUESTION_FLAGS, "--prompt", fitted_prompt)
     assert asked == fitted
 
 
@@ -289,3 +293,40 @@ def test_loading_a_twin_stops_busy_waiting_threads_unless_the_user_chose(ckpt, b
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == want
+
+
+def test_penalty_flags_reach_the_loop_in_both_twins(capsys, ckpt, tok):
+    flags = ["--repetition-penalty", "1.5", "--no-repeat-ngram-size", "2"]
+    argv = ["--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "30"]
+    outs = {b: sample(capsys, str(ckpt), "--backend", b, *argv, *flags)[1] for b in ("torch", "mlx")}
+    cfg = SamplingConfig(
+        temperature=0.0,
+        max_new_tokens=30,
+        stop_ids=default_stop_ids(tok),
+        repetition_penalty=1.5,
+        no_repeat_ngram_size=2,
+    )
+    want = tok.decode(torch_gen.generate_tokens(torch_ckpt.load_model(ckpt), [tok.encode(PROMPT)], cfg)[0])
+    assert outs["torch"] == outs["mlx"] == want + "\n"
+    assert want != expected_greedy(ckpt, tok, PROMPT, 30)  # the penalties did change the text
+
+
+@pytest.mark.parametrize(
+    "argv, want",
+    [
+        (["--question", "q"], sample_cli.QUESTION_PENALTIES),
+        (["--prompt", "p"], {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}),
+        (["--question", "q", "--repetition-penalty", "1.7"], {"repetition_penalty": 1.7}),
+        (["--prompt", "p", "--no-repeat-ngram-size", "4"], {"no_repeat_ngram_size": 4}),
+    ],
+)
+def test_a_question_gets_the_measured_penalties_unless_a_flag_says_otherwise(argv, want):
+    cfg = sample_cli.sampling_config(sample_cli.build_parser().parse_args(argv), ())
+    assert {k: getattr(cfg, k) for k in want} == want
+
+
+@pytest.mark.parametrize("flags", [["--repetition-penalty", "0"], ["--no-repeat-ngram-size", "-1"]])
+def test_bad_penalty_flags_are_named(capsys, ckpt, flags):
+    code, out, err = sample(capsys, str(ckpt), "--prompt", "hi", *flags)
+    assert code == 2 and out == ""
+    assert f"error: {flags[0]} must" in err

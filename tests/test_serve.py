@@ -46,8 +46,8 @@ def reference(ckpt, tok):
     model = torch_ckpt.load_model(ckpt)
     cfg = SamplingConfig(temperature=0.0, max_new_tokens=MAX, stop_ids=default_stop_ids(tok))
 
-    def greedy(ids: list[int], max_new: int = MAX) -> tuple[str, int]:
-        new = generate_tokens(model, [ids], cfg.replace(max_new_tokens=max_new))[0]
+    def greedy(ids: list[int], max_new: int = MAX, **penalties: float) -> tuple[str, int]:
+        new = generate_tokens(model, [ids], cfg.replace(max_new_tokens=max_new, **penalties))[0]
         return tok.decode(new), len(new)
 
     return greedy
@@ -140,6 +140,31 @@ def test_stop_strings_end_the_text_before_them(server, oai, tok, reference):
     assert "".join(c.choices[0].text for c in chunks) == want
 
 
+def test_penalties_reach_the_decoding_loop_from_every_route(server, oai, tok, reference):
+    long = 40  # enough tokens for the random model to repeat itself, so the penalties have work to do
+    openai_style = {"frequency_penalty": 1.5, "presence_penalty": 0.5}
+    prompt = PROMPTS[0]
+    want, _ = reference(tok.encode(prompt), long, **openai_style)
+    assert want != reference(tok.encode(prompt), long)[0]
+    r = oai.completions.create(model="run", prompt=prompt, max_tokens=long, temperature=0, **openai_style)
+    assert r.choices[0].text == want
+
+    question = "What is the salary?"
+    ids, _ = fit_prompt(tok, question, POSTING, budget(64, long))
+    messages = [{"role": "system", "content": POSTING}, {"role": "user", "content": question}]
+    chat = oai.chat.completions.create(
+        model="run", messages=messages, max_tokens=long, temperature=0, **openai_style
+    )
+    assert chat.choices[0].message.content == reference(ids, long, **openai_style)[0]
+
+    transformers_style = {"repetition_penalty": 1.5, "no_repeat_ngram_size": 2}
+    want, n = reference(ids, long, **transformers_style)
+    assert want != reference(ids, long)[0]
+    body = {"question": question, "posting": POSTING, "max_new_tokens": long, "temperature": 0}
+    g = httpx.post(f"{server.url}/generate", json=body | transformers_style, timeout=30).json()
+    assert (g["text"], g["tokens"]) == (want, n)
+
+
 def test_a_seed_repeats_a_sample_alone_and_in_a_batch(server, oai):
     ask = dict(model="run", prompt="We are hiring", max_tokens=MAX, temperature=1.0, top_p=0.9, seed=7)
     ask["extra_body"] = {"top_k": 20}  # top_k is not an OpenAI parameter: the client passes it through
@@ -205,7 +230,20 @@ def test_greedy_text_is_the_same_alone_and_in_a_batch(server, tok, reference):
         ("/v1/completions", {"prompt": "a", "max_tokens": 2.5}, "max_tokens"),
         ("/v1/completions", {"prompt": "a", "seed": -1}, "seed"),
         ("/v1/completions", {"prompt": "a", "n": 2}, "n"),
-        ("/v1/completions", {"prompt": "a", "presence_penalty": 0.5}, "presence_penalty"),
+        ("/v1/completions", {"prompt": "a", "presence_penalty": 2.5}, "presence_penalty"),
+        ("/v1/completions", {"prompt": "a", "frequency_penalty": -2.01}, "frequency_penalty"),
+        ("/v1/completions", {"prompt": "a", "frequency_penalty": float("nan")}, "frequency_penalty"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "a"}], "presence_penalty": -3},
+            "presence_penalty",
+        ),
+        ("/v1/completions", {"prompt": "a", "repetition_penalty": 1.2}, "repetition_penalty"),  # not OpenAI's
+        ("/generate", {"question": "a", "repetition_penalty": 0}, "repetition_penalty"),
+        ("/generate", {"question": "a", "repetition_penalty": float("inf")}, "repetition_penalty"),
+        ("/generate", {"question": "a", "no_repeat_ngram_size": -1}, "no_repeat_ngram_size"),
+        ("/generate", {"question": "a", "no_repeat_ngram_size": 2.5}, "no_repeat_ngram_size"),
+        ("/generate", {"question": "a", "frequency_penalty": 1}, "frequency_penalty"),  # not this route's
         ("/v1/completions", {"prompt": "a", "stream": "yes"}, "stream"),
         ("/v1/completions", {"prompt": "a", "logprobs": 3}, "logprobs"),
         ("/v1/completions", {"prompt": "a", "temprature": 1}, "temprature"),

@@ -23,7 +23,7 @@ from jai.data.qa import Sample
 from jai.dataset import DatasetError, TokenBin
 from jai.devices import BACKENDS, default_backend, twin_module
 from jai.evaluation import scoring
-from jai.inference.sampling import SamplingConfig
+from jai.inference.sampling import SamplingConfig, SamplingError
 from jai.inference.twins import default_stop_ids, load_twin
 from jai.progress import progress_bar
 from jai.prompt import fit_prompt
@@ -34,9 +34,16 @@ MIN_ANSWER_TOKENS = 32  # a prompt never takes the whole context: this much stay
 
 
 def greedy_answers(
-    model: Any, twin: Any, tok: Tokenizer, prompts: list[list[int]], batch_size: int, progress: bool
+    model: Any,
+    twin: Any,
+    tok: Tokenizer,
+    prompts: list[list[int]],
+    batch_size: int,
+    progress: bool,
+    penalties: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Greedy answers to token prompts, batched (prompts of similar length together), as text.
+    """Greedy answers to token prompts, batched (prompts of similar length together), as text; with
+    `penalties` (SamplingConfig's penalty fields, e.g. {"repetition_penalty": 1.2}) if given.
 
     The one place `jai eval` decodes: `twin.generate_tokens(model, prompts, cfg)`. Each batch may
     generate up to the room its shortest prompt leaves in the context: a fitted sample's answer fits there.
@@ -48,7 +55,9 @@ def greedy_answers(
     for b in range(0, len(order), batch_size):
         rows = order[b : b + batch_size]
         room = max(MIN_ANSWER_TOKENS, block - min(len(prompts[i]) for i in rows))
-        cfg = SamplingConfig(temperature=0.0, max_new_tokens=room, stop_ids=default_stop_ids(tok))
+        cfg = SamplingConfig(
+            temperature=0.0, max_new_tokens=room, stop_ids=default_stop_ids(tok), **(penalties or {})
+        )
         for i, ids in zip(rows, twin.generate_tokens(model, [prompts[i] for i in rows], cfg), strict=True):
             answers[i] = tok.decode(ids).strip()
         bar.update(len(rows))
@@ -83,13 +92,20 @@ def validation_loss(
 
 
 def answer_results(
-    model: Any, twin: Any, tok: Tokenizer, samples: list[Sample], batch_size: int, progress: bool
+    model: Any,
+    twin: Any,
+    tok: Tokenizer,
+    samples: list[Sample],
+    batch_size: int,
+    progress: bool,
+    penalties: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Greedy answers to `samples`' questions about their documents, scored (jai.evaluation.scoring):
-    the scores, and one row per question with its answer, the reference and both scores."""
+    """Greedy answers to `samples`' questions about their documents (with `penalties`, if given), scored
+    (jai.evaluation.scoring): the scores, and one row per question with its answer, the reference and
+    both scores."""
     budget = model.config.block_size - MIN_ANSWER_TOKENS
     prompts = [fit_prompt(tok, s.question, s.doc, budget)[0] for s in samples]
-    predictions = greedy_answers(model, twin, tok, prompts, batch_size, progress)
+    predictions = greedy_answers(model, twin, tok, prompts, batch_size, progress, penalties)
     answers = [scoring.Answer(s.kind, s.lang, p, s.answer) for s, p in zip(samples, predictions, strict=True)]
     rows = [
         {
@@ -140,10 +156,14 @@ def evaluate_checkpoint(
     progress: bool = True,
     log: Any = print,
     postings: Sequence[str | Path] | None = None,
+    penalties: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything `jai eval` reports, as a dict (the JSON it writes). `max_answers` / `loss_tokens` None:
     all of them; 0: skip that part. `postings` asks about those postings instead of the held-out ones
-    (no validation loss then: there are no validation tokens for them)."""
+    (no validation loss then: there are no validation tokens for them). `penalties`: SamplingConfig's
+    penalty fields for the answers (default: none)."""
+    if penalties:
+        SamplingConfig(**penalties)  # checked before the model is loaded
     ckpt = resolve_checkpoint(ckpt)
     tok_file = ckpt / TOKENIZER_FILE
     if not tok_file.is_file():
@@ -176,7 +196,10 @@ def evaluate_checkpoint(
     if loss_tokens != 0:
         result["loss"] = validation_loss(model, backend, tok, val, loss_tokens, batch_size, progress)
     if max_answers != 0:
-        result["answers"], result["samples"] = answer_results(model, twin, tok, samples, batch_size, progress)
+        result["answers"], result["samples"] = answer_results(
+            model, twin, tok, samples, batch_size, progress, penalties
+        )
+        result["decoding"] = {"greedy": True, **(penalties or {})}
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -240,8 +263,43 @@ def build_parser() -> argparse.ArgumentParser:
         "postings written by someone else, which the model never trained on; answers only, no loss",
     )
     p.add_argument("--batch-size", type=int, default=16, help="rows per forward pass (default: 16)")
+    decoding = p.add_argument_group("decoding (greedy; penalties as in transformers, default none)")
+    decoding.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="divide a positive logit of a token the answer already holds by X, multiply a negative one",
+    )
+    decoding.add_argument(
+        "--no-repeat-ngram-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="never complete an N-token sequence the answer already holds (0: off)",
+    )
+    decoding.add_argument(
+        "--penalize-prompt",
+        action="store_true",
+        help="count the prompt's tokens as held too, as transformers does (default: the answer's only)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars or lines")
     return p
+
+
+def penalty_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The penalty flags as SamplingConfig fields; a bad value is one line naming the flag (exit 2)."""
+    flags = {
+        "repetition_penalty": args.repetition_penalty,
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+        "penalize_prompt": args.penalize_prompt,
+    }
+    try:
+        SamplingConfig(**flags)
+    except SamplingError as e:
+        name = str(e).split(" ", 1)[0]
+        raise SamplingError(f"--{name.replace('_', '-')} {str(e).split(' ', 1)[1]}") from None
+    return flags
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         progress=not args.no_progress,
         postings=args.postings,
+        penalties=penalty_flags(args),
     )
     source = result.get("data") or ", ".join(result["postings"])
     print(f"{result['checkpoint']} on {source} ({args.backend}, {result['seconds']:.0f}s)")

@@ -20,6 +20,10 @@ happens here once, so greedy decoding picks the same tokens in both twins.
   generation (`jai.inference.sampling.crop_left`); callers that know the prompt's parts shorten the document
   instead, before it gets here (`jai.prompt.fit_prompt`).
 - A sequence ends at the first stop id it samples (the stop id is not emitted) or after max_new_tokens.
+- Penalties (repetition, no-repeat N-grams, OpenAI's frequency and presence) come first: each row that
+  has any keeps a `History` of its tokens on the host, and one `Backend.penalize` call per step applies
+  every row's to the batch's logits (jai/inference/penalties.py); a row without penalties is untouched,
+  and a batch without any skips the step.
 - Sampling (`sample`: temperature, top-k, top-p, or argmax) is composed here from the twins' ops.
   Rows that share a `Sampler` (one `generate` call) sample in one call from one seeded random stream;
   greedy rows all share one argmax. A request of its own (the engine) has its own stream, so its seeded
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jai.devices import twin_module
+from jai.inference.penalties import History, entries
 from jai.inference.sampling import (
     SamplingConfig,
     SamplingError,
@@ -81,6 +86,12 @@ class Backend(Protocol):
 
     def top_p_filter(self, logits: Tensor, p: float) -> Tensor:
         """Logits [B, vocab] with all but each row's nucleus set to -inf (see `filter_logits`)."""
+
+    def penalize(
+        self, logits: Tensor, rows: list[int], tokens: list[int], divide: list[float], subtract: list[float]
+    ) -> Tensor:
+        """Float32 logits [B, vocab] with each (rows[i], tokens[i]) entry x made
+        (x * divide[i] if x < 0 else x / divide[i]) - subtract[i]; the entries are distinct."""
 
     def draw(self, logits: Tensor, rng: Any) -> Tensor:
         """One token id per row, drawn from softmax(logits) with the next random numbers of `rng`."""
@@ -143,6 +154,7 @@ class Row:
     finish_reason: str | None = None  # "stop" | "length" once ended; "error" if its own sampling failed
     stops: frozenset[int] = field(default_factory=frozenset)
     error: SamplingError | None = None  # why, when finish_reason is "error"
+    history: History | None = None  # the tokens its penalties count (None: it has none)
 
 
 class Batch:
@@ -169,6 +181,8 @@ class Batch:
         cfg = sampler.cfg
         row = Row(crop_left(prompt, self.block_size, cfg.max_new_tokens), sampler, owner)
         row.stops = frozenset(cfg.stop_ids)
+        if cfg.penalized:
+            row.history = History(cfg, row.window)
         self.rows.append(row)
         return row
 
@@ -211,6 +225,9 @@ class Batch:
             return self._advance(order, tokens)
 
     def _sample(self, logits: Tensor, order: list[Row]) -> list[int]:
+        found = entries([row.history for row in order])
+        if found is not None:
+            logits = self.backend.penalize(self.backend.float32(logits), *found)
         groups: dict[object, list[int]] = {}
         for i, row in enumerate(order):
             groups.setdefault(GREEDY if row.sampler.cfg.greedy else row.sampler, []).append(i)
@@ -243,6 +260,8 @@ class Batch:
                 out.append((row, None))
             else:
                 row.window.append(token)
+                if row.history is not None:
+                    row.history.add(token)
                 if len(row.window) > self.block_size:
                     del row.window[0]
                 out.append((row, token))

@@ -3,7 +3,9 @@
 No framework is imported here. The decoding loop (jai/inference/decode.py) and the twins' samplers
 (jai_mlx/generate.py, jai_torch/generate.py) turn a `SamplingConfig` into tokens the same way:
 
-    logits (float32) -> / temperature -> top-k -> top-p -> sample    (temperature 0: argmax, greedy)
+    logits (float32) -> penalties -> / temperature -> top-k -> top-p -> sample    (temperature 0: argmax)
+
+(penalties: repetition, frequency/presence, no-repeat N-grams; jai/inference/penalties.py.)
 
 Greedy decoding agrees between the twins; sampled tokens need not (their random streams differ), but a
 given twin with a given seed always draws the same tokens.
@@ -25,6 +27,7 @@ MAX_SEED = 2**63 - 1  # both twins accept it: torch's manual_seed and MLX's rand
 # inf, and the softmax of that is NaN; well before that, sampling is the argmax anyway (at 1e-3 a token
 # 0.01 below the best is e**-10 times as likely), so such a value is a mistake to report, not to guess at.
 # Above MAX_TEMPERATURE every token is about as likely as any other.
+MAX_PENALTY = 2.0  # OpenAI's range for frequency_penalty and presence_penalty: [-2, 2]
 MIN_TEMPERATURE = 1e-3
 MAX_TEMPERATURE = 100.0
 
@@ -45,6 +48,12 @@ class SamplingConfig:
     max_new_tokens  how many tokens to generate at most, a stop id included
     seed            seeds the twin's random stream; None draws a fresh seed for every call
     stop_ids        a sequence ends at the first of these it samples; the stop id itself is not returned
+    repetition_penalty    transformers' (> 0; 1: none): a held token's logit / it if positive, * it if not
+    no_repeat_ngram_size  transformers' (0: none): never complete an N-gram the row already holds
+    frequency_penalty     OpenAI's, in [-2, 2]: logit -= penalty * times the token was generated
+    presence_penalty      OpenAI's, in [-2, 2]: logit -= penalty if the token was generated
+    penalize_prompt       whether the prompt counts as held for the first two (transformers: it does;
+                          JAI's default: it does not; why: jai/inference/penalties.py)
     """
 
     temperature: float = 0.8
@@ -53,6 +62,11 @@ class SamplingConfig:
     max_new_tokens: int = 200
     seed: int | None = None
     stop_ids: tuple[int, ...] = ()
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    penalize_prompt: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", check_temperature(self.temperature))
@@ -76,10 +90,32 @@ class SamplingConfig:
         if any(s < 0 for s in stop_ids):
             raise SamplingError(f"stop_ids must be non-negative, got {self.stop_ids!r}")
         object.__setattr__(self, "stop_ids", stop_ids)
+        r = self.repetition_penalty
+        if not _is_number(r) or not 0.0 < r < float("inf"):
+            raise SamplingError(f"repetition_penalty must be a positive number (1: none), got {r!r}")
+        if not _is_int(self.no_repeat_ngram_size, minimum=0):
+            n = self.no_repeat_ngram_size
+            raise SamplingError(f"no_repeat_ngram_size must be an integer >= 0 (0: none), got {n!r}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            v = getattr(self, name)
+            if not _is_number(v) or not -MAX_PENALTY <= v <= MAX_PENALTY:
+                raise SamplingError(f"{name} must be a number in [-2, 2] (0: none), got {v!r}")
+        if not isinstance(self.penalize_prompt, bool):
+            raise SamplingError(f"penalize_prompt must be true or false, got {self.penalize_prompt!r}")
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @property
+    def penalized(self) -> bool:
+        """Whether any penalty is on (a row then keeps a `jai.inference.penalties.History`)."""
+        return (
+            self.repetition_penalty != 1.0
+            or self.no_repeat_ngram_size > 0
+            or self.frequency_penalty != 0.0
+            or self.presence_penalty != 0.0
+        )
 
     def replace(self, **changes) -> SamplingConfig:
         return dataclasses.replace(self, **changes)
@@ -92,6 +128,10 @@ def check_temperature(t: object) -> float:
         allowed = f"0 (greedy) or between {MIN_TEMPERATURE:g} and {MAX_TEMPERATURE:g}"
         raise SamplingError(f"temperature must be {allowed}, got {t!r}")
     return float(t)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_int(value: object, minimum: int) -> bool:

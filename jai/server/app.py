@@ -44,6 +44,7 @@ from jai.server.schemas import (
     GenerateRequest,
     OpenAIFields,
     Sampling,
+    penalties,
 )
 from jai.server.stream import EngineFailed, TokenStream
 from jai.server.text import Detokenizer
@@ -164,6 +165,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
             max_new_tokens=max_new or min(DEFAULT_MAX_NEW_TOKENS, settings.max_new_tokens),
             seed=body.seed,
             stop_ids=settings.stop_ids,
+            **penalties(body),
         )
 
     def check_model(body: OpenAIFields) -> None:

@@ -3,8 +3,10 @@
 Strict: "5" is not a number and true is not an int; NaN and Infinity are refused; a field nobody
 defined is a typo and refused rather than ignored. Every string must be valid Unicode: a lone surrogate
 ("\\ud800", legal in JSON, illegal in UTF-8) would otherwise fail deep in the tokenizer.
-The OpenAI fields JAI does not implement are accepted only at their neutral value (n=1, no penalties,
-no logprobs), so a client that relies on them hears so instead of getting something else.
+The OpenAI fields JAI does not implement are accepted only at their neutral value (n=1, no logprobs,
+no logit_bias), so a client that relies on them hears so instead of getting something else. The OpenAI
+routes take OpenAI's frequency_penalty and presence_penalty ([-2, 2]); /generate takes transformers'
+repetition_penalty and no_repeat_ngram_size (what each does: jai/inference/penalties.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from jai.inference.sampling import MAX_SEED, SamplingError, check_temperature
+from jai.inference.sampling import MAX_PENALTY, MAX_SEED, SamplingError, check_temperature
 
 MAX_STOPS = 4  # OpenAI's limit
 
@@ -61,13 +63,7 @@ def check_stop(stop: str | list[str] | None) -> list[str]:
     return stops
 
 
-def no_penalty(p: float | None) -> float | None:
-    if p:
-        raise ValueError(f"penalties are not supported by this server (only 0), got {p!r}")
-    return p
-
-
-Penalty = Annotated[float | None, Field(allow_inf_nan=False), AfterValidator(no_penalty)]
+Penalty = Annotated[float | None, Field(ge=-MAX_PENALTY, le=MAX_PENALTY, allow_inf_nan=False)]
 Temperature = Annotated[float | None, Field(ge=0.0, allow_inf_nan=False), AfterValidator(temperature_rule)]
 Stop = Annotated[Text | list[Text] | None, AfterValidator(check_stop)]
 
@@ -169,3 +165,13 @@ class GenerateRequest(Sampling):
     question: Text = Field(min_length=1)
     posting: Text = ""
     max_new_tokens: int | None = Field(None, ge=1)
+    repetition_penalty: float | None = Field(None, gt=0.0, allow_inf_nan=False)  # None: 1, none
+    no_repeat_ngram_size: int | None = Field(None, ge=0)  # None: 0, none
+
+
+PENALTY_FIELDS = ("frequency_penalty", "presence_penalty", "repetition_penalty", "no_repeat_ngram_size")
+
+
+def penalties(body: Sampling) -> dict[str, Any]:
+    """The penalties a request gives, as SamplingConfig fields (a field a route lacks, or null: none)."""
+    return {k: v for k in PENALTY_FIELDS if (v := getattr(body, k, None)) is not None}
