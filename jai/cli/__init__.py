@@ -24,6 +24,8 @@ COMMANDS = {
     "train": ("jai.cli.train", "train a model with either twin (--backend mlx|torch), resumable"),
     "eval": ("jai.cli.eval", "measure a checkpoint: loss, bits per byte, answers to held-out questions"),
     "sample": ("jai.cli.sample", "generate text from a checkpoint (KV-cached, streaming)"),
+    "index": ("jai.cli.index", "job postings -> a search index (BM25) for `jai ask` and `jai serve --index`"),
+    "ask": ("jai.cli.ask", "a question across postings: find the posting, answer from it (RAG)"),
     "serve": ("jai.cli.serve", "serve a checkpoint over HTTP: OpenAI-compatible, streaming, batched"),
     "convert": ("jai.convert.cli", "move weights between JAI, Hugging Face GPT-2, nanoGPT and the twins"),
     "export": ("jai.cli.export", "a checkpoint as GGUF for llama.cpp and Ollama (+ Modelfile)"),
@@ -44,6 +46,7 @@ KEPT_ON_WRITE_FAILURE = {
     "prepare": "the input postings are untouched and the data folder is as it was",
     "convert": "the source is untouched and no output file was left half-written",
     "export": "the checkpoint is untouched and no output file was left half-written",
+    "index": "the index is as it was: it is replaced in one rename, never changed in place",
     "fuse": "the adapter and its base are untouched and no output file was left half-written",
 }
 
