@@ -18,6 +18,7 @@ from jai.checkpoint.weights import CheckpointError
 from jai.cli.sample import UsageError, add_model_args, checkpoint_arg, load_tokenizer, resolve_checkpoint
 from jai.inference.batching import BatchEngine
 from jai.inference.twins import default_stop_ids, load_twin
+from jai.retrieval.index import PostingIndex
 from jai.server.app import Settings, create_app
 from jai.server.engine import Engine
 
@@ -33,6 +34,8 @@ endpoints (OpenAI-compatible, plus JAI's own):
                              on; a posting too long for the context is shortened, never the question
   POST /v1/completions       {{"prompt": TEXT, ...}}: raw text to continue, as is
   POST /generate             {{"question": TEXT, "posting": TEXT}} -> {{"text", "finish_reason", ...}}
+  POST /v1/search            {{"query": TEXT, "k": 5}}: the best postings in --index (no model involved)
+  GET  /                     a web page: ask, see the postings found and the answer as it streams
   GET  /v1/models            the model served (its name: --model-name)
   GET  /health               {{"status", "running", "waiting", ...}}: what the server is doing now
   GET  /metrics              Prometheus counters: requests, tokens, latency
@@ -75,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument(
         "--port", type=int, default=8000, help="TCP port; 0 picks a free one (default: %(default)s)"
+    )
+    server.add_argument(
+        "--index",
+        metavar="INDEX",
+        help="an index from `jai index`: a question sent without a posting is answered from the one found",
     )
     server.add_argument(
         "--model-name", metavar="NAME", help="the model's name in the API (default: the run dir's name)"
@@ -168,6 +176,7 @@ def build_engine(model: object, args: argparse.Namespace) -> Engine:
 def build_app(args: argparse.Namespace) -> FastAPI:
     """The app `jai serve` runs: checkpoint, tokenizer and twin from the flags (the model is loaded now)."""
     check_args(args)
+    index = PostingIndex.open(args.index) if args.index else None  # a bad index fails before the model loads
     ckpt = resolve_checkpoint(checkpoint_arg(args))
     tokenizer = load_tokenizer(ckpt, args.tokenizer)
     if args.threads:  # read by PyTorch and OpenBLAS when they load, which is next
@@ -193,9 +202,10 @@ def build_app(args: argparse.Namespace) -> FastAPI:
             "max_concurrent": 1 if args.no_batching else args.max_concurrent,
             "max_waiting": args.max_waiting,
             "batching": not args.no_batching,
+            "index_postings": index.size if index else None,
         },
     )
-    app = create_app(engine, tokenizer, settings)
+    app = create_app(engine, tokenizer, settings, index)
     app.state.describe = {"model": settings.model_name, "backend": args.backend, "context": config.block_size}
     return app
 

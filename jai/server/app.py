@@ -3,6 +3,8 @@
     POST /v1/completions        raw text to continue                (OpenAI "text_completion")
     POST /v1/chat/completions   a question (user) about a posting (system), in the training format
     GET  /v1/models             the one model served
+    POST /v1/search             with `jai serve --index`: {"query", "k"} -> the best postings (no model)
+    GET  /                      a web page: ask, see the postings found and the answer as it streams
     POST /generate              JAI's own: {"question", "posting"} -> {"text", "tokens", ...}
     GET  /health                what the engine is doing now: requests decoding and waiting
     GET  /metrics               Prometheus counters: requests, tokens, latency
@@ -13,6 +15,11 @@ event loop: prompts are encoded in worker threads and generation runs in the eng
 429 with Retry-After at once. A client that goes away (streaming or not) cancels its generation, which
 frees its decoding slot or its place in the queue at the next decode step. Bad input is a 422 that names
 the field, in OpenAI's error shape ({"error": {"message", "type", "param", "code"}}), never a 500.
+
+With an index (`jai serve --index`), a question sent without a posting (/generate, or a chat with no
+system message) is answered from the posting the index finds; the response names the postings found
+("sources", and "posting_id", the one answered from) in its body, and in the first and last events of a
+stream.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from jai.inference.sampling import SamplingConfig, SamplingError
-from jai.server import prompts
+from jai.retrieval.index import Hit, PostingIndex, SearchIndexError
+from jai.server import page, prompts
 from jai.server.engine import Engine, EngineClosed, QueueFull
 from jai.server.guard import Guard
 from jai.server.metrics import DISCONNECTED, Metrics, Recorder
@@ -44,6 +52,7 @@ from jai.server.schemas import (
     GenerateRequest,
     OpenAIFields,
     Sampling,
+    SearchRequest,
     penalties,
 )
 from jai.server.stream import EngineFailed, TokenStream
@@ -63,6 +72,7 @@ class Settings:
     api_key: str | None = None
     retry_after: int = 1  # seconds, in a 429's Retry-After
     extra_health: dict[str, Any] = field(default_factory=dict)
+    sources: int = 3  # postings a retrieved answer names (it is answered from the first)
 
 
 class ApiError(Exception):
@@ -104,8 +114,11 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     return (f"{param}: {msg}" if param else msg), param
 
 
-def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
-    """The app serving `engine` (which it closes on shutdown) with `tokenizer` encoding and decoding."""
+def create_app(
+    engine: Engine, tokenizer: Any, settings: Settings, index: PostingIndex | None = None
+) -> FastAPI:
+    """The app serving `engine` (which it closes on shutdown) with `tokenizer` encoding and decoding;
+    with `index`, questions without a posting are answered from the posting it finds."""
     metrics = Metrics()
     per_token = prompts.chars_per_token(tokenizer)  # bounds the text worth tokenizing
     state = {"draining": False}
@@ -183,11 +196,33 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
         except prompts.PromptError as e:
             raise ApiError(422, f"{e.field}: {e}", e.field) from None
 
-    def start(prompt: prompts.Prompt, cfg: SamplingConfig, stops: list[str]) -> Generation:
+    async def find(query: str, k: int, param: str) -> list[Hit]:
+        if index is None:
+            raise ApiError(404, "this server has no index of postings (start it with --index INDEX)", param)
+        try:
+            hits = await run_in_threadpool(index.search, query, k)
+        except SearchIndexError as e:
+            raise ApiError(422, f"{param}: {e}", param) from None
+        if not hits:
+            raise ApiError(
+                422, f"{param}: no posting in the index matches; name a title, company or place", param
+            )
+        return hits
+
+    async def posting_for(question: str, posting: str, param: str) -> tuple[str, list[Hit]]:
+        """The posting to answer from: the one sent, else (with an index) the best one found."""
+        if posting.strip() or index is None:
+            return posting, []
+        hits = await find(question, settings.sources, param)
+        return hits[0].doc, hits
+
+    def start(
+        prompt: prompts.Prompt, cfg: SamplingConfig, stops: list[str], hits: list[Hit] | None = None
+    ) -> Generation:
         if state["draining"]:
             raise ApiError(503, "the server is shutting down")
         try:
-            return Generation(engine, tokenizer, prompt, cfg, stops, metrics, live)
+            return Generation(engine, tokenizer, prompt, cfg, stops, metrics, live, hits or [])
         except QueueFull as e:
             metrics.rejected += 1
             raise ApiError(429, f"the server is busy ({e}); retry later", None, "rate_limit_error") from None
@@ -220,6 +255,15 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
         }
         text = metrics.render(gauges, counters)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        return Response(page.html(), media_type="text/html; charset=utf-8")
+
+    @app.post("/v1/search")
+    async def search(body: SearchRequest) -> dict[str, Any]:
+        hits = await find(body.query, body.k, "query")
+        return {"object": "list", "query": body.query, "data": [h.source() for h in hits]}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -254,10 +298,11 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
             question, posting = prompts.chat_question(body.messages)
         except prompts.PromptError as e:
             raise ApiError(422, f"{e.field}: {e}", e.field) from None
+        posting, hits = await posting_for(question, posting, "messages")
         prompt = await encode(
             prompts.question_prompt, question, posting, settings.block_size, cfg.max_new_tokens, per_token
         )
-        gen = start(prompt, cfg, body.stop)
+        gen = start(prompt, cfg, body.stop, hits)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time())}
         head["model"] = settings.model_name
         first = [True]
@@ -278,9 +323,10 @@ def create_app(engine: Engine, tokenizer: Any, settings: Settings) -> FastAPI:
     @app.post("/generate")
     async def generate(body: GenerateRequest, request: Request) -> Response:
         cfg = sampling(body, body.max_new_tokens)
-        args = (body.question, body.posting, settings.block_size, cfg.max_new_tokens, per_token)
+        posting, hits = await posting_for(body.question, body.posting, "question")
+        args = (body.question, posting, settings.block_size, cfg.max_new_tokens, per_token)
         prompt = await encode(prompts.question_prompt, *args)
-        gen = start(prompt, cfg, body.stop)
+        gen = start(prompt, cfg, body.stop, hits)
         if body.stream:
 
             def piece(text: str, finish: str | None) -> dict[str, Any]:
@@ -313,8 +359,10 @@ class Generation:
         stops: list[str],
         metrics: Metrics,
         live: set[Generation],
+        hits: list[Hit],
     ) -> None:
         self.started = time.perf_counter()
+        self.hits = hits
         self.aborted = False
         self.prompt, self.cfg, self.metrics = prompt, cfg, metrics
         self.detok = Detokenizer(tokenizer.decode, stops)
@@ -384,9 +432,15 @@ class Generation:
         n, m = len(self.prompt.ids), self.stream.count
         return {"prompt_tokens": n, "completion_tokens": m, "total_tokens": n + m}
 
+    def sources(self) -> dict[str, Any]:
+        """The postings retrieved for this answer ({} when the posting came with the request)."""
+        if not self.hits:
+            return {}
+        return {"sources": [h.source() for h in self.hits], "posting_id": self.hits[0].id}
+
     def tail(self) -> dict[str, Any]:
-        """The OpenAI body's usage, and JAI's note when the posting was shortened to fit."""
-        return {"usage": self.usage(), "jai": {"posting_shortened": self.prompt.shortened}}
+        """The OpenAI body's usage, and JAI's notes: the posting shortened to fit, the sources."""
+        return {"usage": self.usage(), "jai": {"posting_shortened": self.prompt.shortened, **self.sources()}}
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -394,6 +448,7 @@ class Generation:
             "prompt_tokens": len(self.prompt.ids),
             "finish_reason": self.finish_reason,
             "posting_shortened": self.prompt.shortened,
+            **self.sources(),
         }
 
 
@@ -421,9 +476,13 @@ def sse(
     Starlette cancels this generator when the client disconnects; `pieces` then cancels the job."""
 
     async def events() -> AsyncIterator[bytes]:
+        # The sources go first, so a reader shows where the answer comes from before it arrives.
+        first = ({"jai": gen.sources()} if not native else gen.sources()) if gen.hits else {}
         try:
             async for piece in gen.pieces():
-                yield _event(head | {"choices": [choice(piece, None)]} if not native else choice(piece, None))
+                event = head | {"choices": [choice(piece, None)]} if not native else choice(piece, None)
+                yield _event(event | first)
+                first = {}
             last = choice("", gen.finish_reason)
             if native:
                 yield _event(last | gen.summary())

@@ -2,7 +2,8 @@
 
 - a body larger than `max_body_bytes` gets 413 before it is read whole (Content-Length says so at once;
   a chunked body is counted as it arrives), so a 10 MB prompt never reaches JSON parsing or the tokenizer;
-- with an API key, every route but /health wants `Authorization: Bearer <key>` (401 otherwise), compared
+- with an API key, every route but /health and the web page (/, which holds no data and asks for the key
+  itself) wants `Authorization: Bearer <key>` (401 otherwise), compared
   in constant time.
 """
 
@@ -13,7 +14,7 @@ import json
 from typing import Any
 
 Scope = dict[str, Any]
-OPEN_PATHS = ("/health",)  # load balancers and probes ask without a key
+OPEN_PATHS = ("/health", "/")  # load balancers and probes ask without a key; a browser opens the page
 
 
 async def send_error(send: Any, status: int, message: str, kind: str, headers: dict[str, str] | None = None):

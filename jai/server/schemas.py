@@ -175,3 +175,11 @@ PENALTY_FIELDS = ("frequency_penalty", "presence_penalty", "repetition_penalty",
 def penalties(body: Sampling) -> dict[str, Any]:
     """The penalties a request gives, as SamplingConfig fields (a field a route lacks, or null: none)."""
     return {k: v for k in PENALTY_FIELDS if (v := getattr(body, k, None)) is not None}
+
+
+class SearchRequest(BaseModel):
+    """JAI's search route: postings for a query, best first (no model involved)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    query: Text = Field(min_length=1)
+    k: int = Field(5, ge=1, le=50)
