@@ -41,6 +41,7 @@ EXAMPLES = """examples:
   jai bench --only serve --quick               # jai serve: batching vs one at a time, 1/8/32 clients
   jai bench --only scaling --quick             # data parallel: 1 vs 2 processes (torchrun, mlx.launch)
   jai bench --only lora --quick                # LoRA vs full fine-tuning: parameters, step time, memory
+  jai bench --only retrieval                   # jai index: recall@1/@5, build time, size, query p50/p99
 
 Progress goes to the terminal as a bar, or as plain lines when the output is not a terminal.
 Results: <out>/results.json, <out>/report.md and PNG plots; see docs/benchmarks.md."""
@@ -144,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parts(text: str | None, quick: bool = False) -> tuple[str, ...]:
     if text is None:  # the quant part is a run of its own (14 more processes): not in a smoke run
-        return tuple(p for p in PARTS if not (quick and p in ("quant", "serve", "scaling", "lora")))
+        slow = ("quant", "serve", "scaling", "lora", "retrieval")
+        return tuple(p for p in PARTS if not (quick and p in slow))
     parts = tuple(x.strip() for x in text.split(",") if x.strip())
     bad = [x for x in parts if x not in PARTS]
     if bad:
@@ -289,6 +291,8 @@ def _main(argv: list[str] | None) -> int:
     out_dir = args.out or Path("bench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    if parts == ("retrieval",):  # no model, no framework: the index alone
+        return _retrieval_only(args, out_dir)
     frameworks = _frameworks(args.frameworks)
     if not frameworks:
         print(
@@ -376,10 +380,14 @@ def _main(argv: list[str] | None) -> int:
 
             steps = 8 if args.quick else 40 if args.full else 20
             results["lora"] = lora_bench.run(args.config, frameworks, args.seed, work, worker_env, steps)
+    if "retrieval" in parts:
+        from jai.benchmarks import retrieval_bench
+
+        results["retrieval"] = retrieval_bench.run(10_000 if args.quick else 100_000, say=say)
     results["wall_s"] = time.perf_counter() - t0
     results["machine"]["loadavg_end"] = machine.loadavg()
 
-    from jai.benchmarks import lora_bench, plots, quant_bench, report, scaling, serve_bench
+    from jai.benchmarks import lora_bench, plots, quant_bench, report, retrieval_bench, scaling, serve_bench
 
     results["plots"] = plots.write_all(results, out_dir)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
@@ -388,7 +396,8 @@ def _main(argv: list[str] | None) -> int:
         + quant_bench.render(results.get("quant"))
         + serve_bench.render(results.get("serve"))
         + scaling.render(results.get("scaling"))
-        + lora_bench.render(results.get("lora")),
+        + lora_bench.render(results.get("lora"))
+        + retrieval_bench.render(results.get("retrieval")),
         encoding="utf-8",
     )
     failed = [j["name"] for j in results["jobs"] if not j.get("ok")]
@@ -396,6 +405,24 @@ def _main(argv: list[str] | None) -> int:
     for name in failed:
         print(f"  FAILED: {name} (see results.json)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _retrieval_only(args: argparse.Namespace, out_dir: Path) -> int:
+    """`jai bench --only retrieval`: the search index's figures, with the machine they were taken on."""
+    from jai.benchmarks import retrieval_bench
+
+    t0 = time.perf_counter()
+    results = {
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "retrieval": retrieval_bench.run(10_000 if args.quick else 100_000, say=say),
+    }
+    results["wall_s"] = time.perf_counter() - t0
+    results["machine"]["loadavg_end"] = machine.loadavg()
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (out_dir / "report.md").write_text(retrieval_bench.render(results["retrieval"]), encoding="utf-8")
+    print(f"jai bench: retrieval in {results['wall_s']:.0f} s -> {out_dir}/report.md")
+    return 0
 
 
 def per_runner(rounds_job: dict[str, Any]) -> list[dict[str, Any]]:

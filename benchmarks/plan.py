@@ -41,8 +41,8 @@ FRAMEWORK = {
     "jai_mlx": "mlx",
     "mlx_lm": "mlx",
 }
-# +quant_bench, serve_bench, scaling
-PARTS = ("train", "inference", "curves", "peers", "profile", "quant", "serve", "scaling", "lora")
+# +quant_bench, serve_bench, scaling, lora_bench, retrieval_bench
+PARTS = ("train", "inference", "curves", "peers", "profile", "quant", "serve", "scaling", "lora", "retrieval")
 
 
 @dataclass(frozen=True)
