@@ -5,6 +5,7 @@ title, company and place, in English and Korean) asked about the validation spli
 split `jai prepare` makes) while the index holds every posting of it. Speed is measured on the bundled
 300 postings, the NYC export (2,558 records, 1,437 distinct postings) and 100,000 generated postings
 (seeded, made here, never stored): build time, file size, and p50/p99 of 200 questions' latency.
+Recall asks about at most 500 validation postings of a corpus (a seeded pick), 1,000 questions.
 
 The same terms (jai/retrieval/analyser.py) go to each engine compared: SQLite FTS5 (what JAI uses),
 bm25s and tantivy, when installed; the engines differ only in BM25 itself and in field weighting.
@@ -13,6 +14,7 @@ bm25s and tantivy, when installed; the engines differ only in BM25 itself and in
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -29,6 +31,7 @@ from jai.retrieval.questions import make_questions, recall
 # The NYC export sits beside the repository (../shared, see data/README.md); JAI_NYC_JOBS names another.
 NYC = Path(os.environ.get("JAI_NYC_JOBS", "../shared/data/nyc-jobs"))
 LATENCY_QUESTIONS = 200
+RECALL_POSTINGS = 500  # validation postings asked about, at most (seeded pick): 1,000 questions per engine
 
 Search = Callable[[str, int], list[str]]
 
@@ -143,6 +146,8 @@ def run(n_generated: int = 100_000, engines: Sequence[str] = tuple(ENGINES), say
     say(f"retrieval: corpora read and generated in {time.perf_counter() - start:.0f} s")
     for name, postings in made.items():
         _, val = split_postings(postings, 0.1, 1337)
+        if len(val) > RECALL_POSTINGS:
+            val = random.Random(0).sample(val, RECALL_POSTINGS)
         questions = make_questions(val)
         texts = [q.text for q in make_questions(postings[:LATENCY_QUESTIONS])][:LATENCY_QUESTIONS]
         row: dict[str, Any] = {"postings": len(postings), "questions": len(questions)}
