@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--top-p", type=float, metavar="P")
     sampling.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, metavar="N")
     sampling.add_argument("--seed", type=int, metavar="N")
+    sampling.add_argument(
+        "--repetition-penalty", type=float, metavar="X", help="default: as `jai sample --question`"
+    )
+    sampling.add_argument(
+        "--no-repeat-ngram-size", type=int, metavar="N", help="default: as `jai sample --question`"
+    )
     return p
 
 
