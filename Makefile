@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 # (about 20 CPU-minutes on 2 cores; pip's wheel cache keeps it), so `make run` does not wait for it.
 EXTRAS_run ?= mlx,torch,serve,bench
 EXTRAS_bench ?= $(EXTRAS_run),dev,retrieval
-EXTRAS_test ?= $(EXTRAS_bench),gguf,llama
+EXTRAS_test ?= $(EXTRAS_bench),gguf,llama,tensorboard,wandb
 # llama.cpp's multimodal library is not needed here and is a large part of the build.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 

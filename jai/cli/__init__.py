@@ -31,6 +31,7 @@ COMMANDS = {
     "export": ("jai.cli.export", "a checkpoint as GGUF for llama.cpp and Ollama (+ Modelfile)"),
     "quantize": ("jai.cli.quantize", "quantize a checkpoint to 8 or 4 bits, in mlx-lm's format"),
     "fuse": ("jai.cli.fuse", "merge a LoRA adapter (jai train --lora) into its base model"),
+    "plot": ("jai.cli.plot", "runs side by side: loss against steps and seconds, scores; or a table"),
     "bench": ("jai.benchmarks.cli", "compare the twins (and transformers, mlx-lm): speed, memory, loss"),
 }
 
@@ -60,6 +61,9 @@ EXTRAS = {
     "transformers": "dev",
     "mlx_lm": "dev",
     "gguf": "gguf",
+    "tensorboardX": "tensorboard",
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
 }
 
 # A path the user named wrongly (not there, or a file where a folder belongs, or the reverse) is bad input

@@ -19,6 +19,7 @@ from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
 from jai.dataset import DatasetError
 from jai.devices import BACKENDS, DTYPES, DeviceError, default_backend, twin_module
+from jai.reporting import report_to as reporting
 from jai.train_config import TrainConfig
 from jai.training.distributed import DEFAULT_TIMEOUT, HUNG_EXIT, launcher_rank
 from jai.training.loop import train
@@ -30,6 +31,7 @@ examples:
   jai train --max-seconds 600                      # stop (with a checkpoint) after ten minutes
   jai train --resume                               # continue out/run exactly where it stopped, on its data
   jai train --backend torch --compile              # torch.compile the forward pass (no gain on CPU)
+  jai train --report-to tensorboard,wandb          # also to TensorBoard and W&B (offline), as it trains
   jai train --init-from out/run/ckpt --out out/ft --lr 1e-4 --max-steps 500
   jai train --init-from out/run/ckpt --out out/lora --lora 8 --lr 1e-3   # a PEFT LoRA adapter alone
   jai fuse out/lora/ckpt out/fused                 # merge the adapter into an ordinary checkpoint
@@ -42,9 +44,11 @@ that take longer. Rank 0's exit status tells whether the run finished (mlx.launc
 
 A run writes <out>/ckpt (the latest checkpoint: config.json, model.safetensors, tokenizer.json, which
 transformers, mlx-lm and `jai sample` open as a GPT-2, plus train_state/ for --resume) and
-<out>/metrics.jsonl (one JSON line per step and per evaluation). A run started with one backend can be
-resumed with the other. Interrupt it any way you like, `kill -9` included: --resume continues from the
-last checkpoint and, on the same backend and device, ends with exactly the weights of an uninterrupted run.
+<out>/metrics.jsonl (one JSON line per step and per evaluation; --report-to shows it in
+<out>/tensorboard and <out>/wandb too, and `jai plot` draws runs side by side). A run started with one
+backend can be resumed with the other. Interrupt it any way you like, `kill -9` included: --resume continues
+from the last checkpoint and, on the same backend and device, ends with exactly the weights of an
+uninterrupted run.
 """
 
 MODEL_FLAGS = {
@@ -160,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated layers to adapt: c_attn, c_proj, c_fc (default: %(default)s)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar (the log lines remain)")
+    run.add_argument(
+        "--report-to",
+        action="append",
+        metavar="WHERE",
+        help="also report the run to tensorboard (<out>/tensorboard) or wandb (offline, <out>/wandb; "
+        "`wandb sync` uploads it): repeat the flag or separate with commas; none (default) for neither",
+    )
 
     shape = GPTConfig()
     model = p.add_argument_group(
@@ -246,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Errors (JaiError, a missing extra) go up to the `jai` dispatcher, which reports them for every command.
     devices = twin_module(args.backend, "device")
+    report_to = reporting.reporters(reporting.parse(args.report_to), args.out)  # a missing extra: now
     try:
         device = devices.resolve_device(args.device)
         try:
@@ -268,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             compile=args.compile,
             lora=_lora(args),
             probe=_answer_probe(args),
+            report_to=report_to,
         )
     except KeyboardInterrupt:
         # a checkpoint saved by this run or an earlier one in --out: only then is there something to resume

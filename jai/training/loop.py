@@ -20,6 +20,7 @@ by the twins, so a run may continue in the other one (dropout's RNG cannot cross
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -45,7 +46,7 @@ from jai.progress import progress_bar
 from jai.train_config import TrainConfig, learning_rate
 from jai.training import distributed
 from jai.training import plan as run_plan
-from jai.training.metrics_log import MetricsLog
+from jai.training.metrics_log import MetricsLog, RecordSink
 from jai.training.plan import RunPlan
 
 
@@ -179,6 +180,7 @@ def train(
     callback: Callable[[Progress], None] | None = None,
     lora: LoraConfig | None = None,
     probe: Probe | None = None,
+    report_to: RecordSink | None = None,
 ) -> dict[str, Any]:
     """Train on `data_dir` (from `jai prepare`) into `out_dir` with a twin; return a summary of the run.
 
@@ -195,6 +197,7 @@ def train(
     step's `Progress`. `probe(model)` runs after every evaluation, the untrained one too, with the model in
     eval mode: the figures it returns join that evaluation's line in metrics.jsonl (`jai train
     --eval-answers` scores held-out answers this way; the loop itself knows nothing of answers).
+    `report_to` (jai/reporting/) sees every record of metrics.jsonl, on rank 0 alone.
     Raises TrainingDiverged when the loss stops being finite or the weights leave
     their sane range, keeping the last good checkpoint; RunLocked when another process trains in `out_dir`.
     """
@@ -234,6 +237,7 @@ def train(
                 callback,
                 world,
                 probe,
+                report_to,
             )
     except Exception as e:
         world.raise_if_peer_lost(e)  # another process died mid-collective: say so in one line
@@ -255,10 +259,11 @@ def _train(
     callback: Callable[[Progress], None] | None,
     world: distributed.World,
     probe: Probe | None = None,
+    report_to: RecordSink | None = None,
 ) -> dict[str, Any]:
     """The loop itself, in the order a run goes: set up, evaluate the untrained model, then step,
     evaluate and checkpoint until max_steps, the clock or `stop_at` ends it."""
-    run = _set_up(plan, backend, device, compile, t_begin, max_seconds, log, progress, world)
+    run = _set_up(plan, backend, device, compile, t_begin, max_seconds, log, progress, world, report_to)
     run.probe = probe
     initial_val_loss = _evaluate_untrained(run)
     cfg, state = plan.train_config, run.state
@@ -346,6 +351,7 @@ def _set_up(
     log: Callable[[str], None],
     progress: bool,
     world: distributed.World,
+    report_to: RecordSink | None = None,
 ) -> _Run:
     """The twin, the samplers (restored when resuming), the state to save, and the metrics log."""
     distributed.settle_batch(plan, world)  # a resume with another world size keeps the global batch
@@ -388,7 +394,9 @@ def _set_up(
     start = state.step
     tokens_per_step = world.size * cfg.grad_accum * cfg.batch_size * block
     metrics = (
-        MetricsLog(plan.metrics_path, start if resumed else None) if world.main else distributed.NullLog()
+        MetricsLog(plan.metrics_path, start if resumed else None, report_to)
+        if world.main
+        else distributed.NullLog()
     )
     metrics.write(
         {
@@ -397,6 +405,9 @@ def _set_up(
             "backend": trainer.writer,
             "device": trainer.device,
             "dtype": trainer.dtype,
+            "world_size": world.size,
+            # the run's whole configuration, so the log alone names what was trained (jai plot, reporters)
+            "config": {"model": dataclasses.asdict(plan.model_config), "train": cfg.to_dict()},
         }
     )
     log(
