@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorboardX")
+pytest.importorskip("tensorboard")
 pytest.importorskip("wandb")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -225,7 +225,7 @@ def test_under_two_processes_rank_0_alone_reports(tmp_path, twin):
     assert sorted(s for s, row in wandb_history(out).items() if "train/loss" in row) == list(range(1, 31))
 
 
-@pytest.mark.parametrize(("module", "extra"), [("wandb", "wandb"), ("tensorboardX", "tensorboard")])
+@pytest.mark.parametrize(("module", "extra"), [("wandb", "wandb"), ("tensorboard", "tensorboard")])
 def test_a_missing_extra_is_one_line_naming_it_before_training(tmp_path, module, extra):
     code = (
         f"import sys; sys.modules[{module!r}] = None\nfrom jai import cli\nsys.exit(cli.main(sys.argv[1:]))"
@@ -285,3 +285,18 @@ def test_jai_plot_shows_answer_scores_and_a_table(reported, tmp_path, capsys):
         "|  |"
     )
     assert table[3].startswith("| scored | torch |") and table[3].endswith("| 0.120 |")
+
+
+def test_an_mlx_run_reports_without_loading_torch(data, tmp_path):  # noqa: F811
+    """Both destinations' writers are framework-free: an MLX-only install reports as well."""
+    from tests.test_imports import run_without
+
+    pytest.importorskip("mlx.core")
+    out = tmp_path / "run"
+    tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "2"]
+    argv = ["train", "--backend", "mlx", "--device", "cpu", "--data", data, "--out", out, *tiny]
+    argv += ["--max-steps", "3", "--eval-interval", "1", "--no-progress", "--report-to", "tensorboard,wandb"]
+    result = run_without(("torch",), argv)
+    assert result.returncode == 0, result.stderr
+    assert steps_and_values(tensorboard(out), "train/loss")[0] == [1, 2, 3]
+    assert sorted(s for s, row in wandb_history(out).items() if "train/loss" in row) == [1, 2, 3]

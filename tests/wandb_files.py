@@ -50,12 +50,15 @@ def segments(run_dir: Path) -> list[dict[str, Any]]:
     out = []
     for folder in sorted((run_dir / "wandb").glob("offline-run-*")):
         (log,) = folder.glob("run-*.wandb")
+        # the id is in the folder's name too: a segment killed before W&B flushed holds no run record
         segment: dict[str, Any] = {"folder": folder, "history": [], "config": {}, "exit": False}
+        segment["id"] = folder.name.rsplit("-", 1)[1]
         for record in records(log):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 run = record.run
-                segment |= {"id": run.run_id, "name": run.display_name, "group": run.run_group}
+                assert run.run_id == segment["id"], folder
+                segment |= {"name": run.display_name, "group": run.run_group}
                 segment["tags"] = list(run.tags)
                 segment["config"] |= {c.key: json.loads(c.value_json) for c in run.config.update}
             elif kind == "config":

@@ -61,7 +61,6 @@ EXTRAS = {
     "transformers": "dev",
     "mlx_lm": "dev",
     "gguf": "gguf",
-    "tensorboardX": "tensorboard",
     "tensorboard": "tensorboard",
     "wandb": "wandb",
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from jai.reporting.to_tensorboard import TensorBoardReporter
 from jai.reporting.to_wandb import WandbReporter
 
 # --report-to's names: each with the module it needs and the extra that installs it.
-DESTINATIONS = {"tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wandb")}
+DESTINATIONS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb")}
 
 
 class MissingExtra(InputError):
@@ -49,14 +49,12 @@ def parse(values: list[str] | None) -> list[str]:
 
 
 def require(name: str) -> None:
-    """Import the library `name` needs now, so a missing extra is one line before training, not after."""
+    """Check the library `name` needs is installed now, so a missing extra is one line before training."""
     module, extra = DESTINATIONS[name]
-    try:
-        importlib.import_module(module)
-    except ImportError:
+    if importlib.util.find_spec(module) is None:
         raise MissingExtra(
             f"--report-to {name} needs {module}, which is not installed: pip install 'jai[{extra}]'"
-        ) from None
+        )
 
 
 def reporters(names: list[str], out_dir: str | Path) -> Reporters | None:
