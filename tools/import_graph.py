@@ -20,11 +20,10 @@ BEGIN, END = "<!-- import-graph: made by tools/import_graph.py -->", "<!-- /impo
 # folder -> the package name it installs as (pyproject.toml's package-dir)
 FOLDERS = {"jai": "jai", "data": "jai.data", "convert": "jai.convert", "benchmarks": "jai.benchmarks"}
 FOLDERS |= {"jai_mlx": "jai_mlx", "jai_torch": "jai_torch"}
-STAGES = ("cli", "server", "inference", "evaluation", "training", "retrieval", "checkpoint")
+STAGES = ("cli", "server", "inference", "evaluation", "training", "retrieval", "reporting", "checkpoint")
 # top to bottom, as the graph is drawn
 ORDER = ("cli", "benchmarks", "convert", "server", "inference", "evaluation", "training", "retrieval")
-ORDER += ("jai_mlx",)
-ORDER += ("jai_torch", "data", "checkpoint", "base")
+ORDER += ("reporting", "jai_mlx", "jai_torch", "data", "checkpoint", "base")
 
 
 def stage(module: str) -> str:
