@@ -300,3 +300,36 @@ def test_an_mlx_run_reports_without_loading_torch(data, tmp_path):  # noqa: F811
     assert result.returncode == 0, result.stderr
     assert steps_and_values(tensorboard(out), "train/loss")[0] == [1, 2, 3]
     assert sorted(s for s, row in wandb_history(out).items() if "train/loss" in row) == [1, 2, 3]
+
+
+def test_answer_scores_of_eval_answers_are_reported(tmp_path):
+    """`jai train --eval-answers`'s figures join the evaluation records; both destinations show them all,
+    named as metrics.jsonl names them."""
+    from jai import cli
+    from jai.data.prepare import BUNDLED_SAMPLE
+
+    data_dir, out = tmp_path / "data", tmp_path / "run"
+    assert cli.main(["prepare", str(BUNDLED_SAMPLE), "--out", str(data_dir), "--vocab-size", "300"]) == 0
+    tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "64", "--batch-size", "2"]
+    argv = [
+        "train",
+        "--backend",
+        "torch",
+        "--device",
+        "cpu",
+        "--data",
+        str(data_dir),
+        "--out",
+        str(out),
+        *tiny,
+    ]
+    argv += ["--max-steps", "2", "--eval-interval", "1", "--eval-batches", "1", "--eval-answers", "2"]
+    assert cli.main([*argv, "--no-progress", "--report-to", "tensorboard,wandb"]) == 0
+    evals = [r for r in records(out) if "val_loss" in r]
+    scores = sorted(k for k in evals[0] if k.startswith("answers_"))
+    assert "answers_all_f1" in scores and len(evals) == 3
+    acc, history = tensorboard(out), wandb_history(out)
+    for key in scores:
+        steps, values = steps_and_values(acc, f"val/{key}")
+        assert steps == [0, 1, 2] and np.allclose(values, [r[key] for r in evals], rtol=1e-6)
+        assert [history[s][f"val/{key}"] for s in (0, 1, 2)] == [r[key] for r in evals]
