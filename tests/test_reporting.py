@@ -242,6 +242,26 @@ def test_a_missing_extra_is_one_line_naming_it_before_training(tmp_path, module,
     assert not out.exists()
 
 
+def test_an_unknown_destination_is_one_line(tmp_path, capsys):
+    from jai import cli
+
+    argv = [
+        "train",
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "run"),
+        "--report-to",
+        "tensorboard,mlflow",
+    ]
+    assert cli.main(argv) == 2
+    assert (
+        capsys.readouterr().err
+        == "jai train: error: --report-to mlflow: choose from tensorboard, wandb or none\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_jai_plot_draws_two_real_runs_side_by_side(reported, tmp_path):
     png = tmp_path / "compare.png"
     assert plot_cli.main([str(reported["mlx"]), str(reported["torch"]), "--out", str(png)]) == 0
