@@ -12,8 +12,6 @@ from jai.checkpoint.train_state import METRICS_FILE
 from jai.errors import InputError
 from jai.reporting.records import RUN_EVENTS, identify
 
-NOT_SCORES = ("val_loss", "elapsed")  # an evaluation record's other numbers are scores (answers_*)
-
 
 @dataclass
 class Run:
@@ -27,15 +25,17 @@ class Run:
     seconds: list[float] = field(default_factory=list)  # training seconds when each step ended
     tokens: list[int] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)  # evaluation records, in step order
+    step_keys: set[str] = field(default_factory=set)  # what a training step's record holds
 
     @property
     def who(self) -> str:
         return f"{'→'.join(self.backends)} {self.device} {self.dtype}"
 
     def scores(self) -> list[str]:
-        """The evaluation's numbers besides the loss, in the order first met."""
+        """An evaluation's numbers besides its loss and the run's counters (the step, seconds, tokens: what
+        a training step records too), in the order first met: the answer scores, whatever their names."""
         keys = {k: None for e in self.evals for k, v in e.items() if _number(v)}
-        return [k for k in keys if k != "step" and k not in NOT_SCORES]
+        return [k for k in keys if k != "val_loss" and k not in self.step_keys]
 
     def series(self, key: str) -> tuple[list[int], list[float], list[float]]:
         """(steps, seconds, values) of one evaluation number."""
@@ -72,6 +72,7 @@ def load(path: str | os.PathLike) -> Run:
             run.losses.append(record["loss"])
             run.seconds.append(record.get("elapsed", 0.0))
             run.tokens.append(record.get("tokens", 0))
+            run.step_keys.update(record)
         else:
             run.evals.append(record)
     if run is None or not run.steps:
