@@ -35,6 +35,14 @@ TWINS = ("mlx", "torch")
 BOTH = ["tensorboard", "wandb"]
 
 
+@pytest.fixture(autouse=True)
+def own_wandb_service(monkeypatch):
+    """Each `jai train` process starts its own W&B service, as from a shell. wandb.init in this process
+    (the in-process runs here) exports WANDB_SERVICE, and a child inheriting it would share this
+    process's service, which still holds a killed child's run id and refuses its resume."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
 def tensorboard(out: Path) -> EventAccumulator:
     acc = EventAccumulator(str(out / "tensorboard"))
     acc.Reload()
