@@ -23,6 +23,7 @@ from jai.reporting import report_to as reporting
 from jai.train_config import TrainConfig
 from jai.training.distributed import DEFAULT_TIMEOUT, HUNG_EXIT, launcher_rank
 from jai.training.loop import train
+from jai.training.plan import recorded_data_dir
 
 EPILOG = """\
 examples:
@@ -246,11 +247,8 @@ def _answer_probe(args: argparse.Namespace) -> Any:
         return None
     from jai.cli.eval import answer_probe  # the twin's decoding loads only when asked for
 
-    data = args.data
-    if data is None:
-        ckpt = Path(args.out) / CKPT_DIR
-        data = read_state_json(ckpt).data_dir if args.resume and ckpt.exists() else None
-    return answer_probe(data or DEFAULT_DATA, args.backend, args.eval_answers)
+    data = args.data or recorded_data_dir(Path(args.out) / CKPT_DIR, args.resume)
+    return answer_probe(data, args.backend, args.eval_answers)
 
 
 def main(argv: list[str] | None = None) -> int:

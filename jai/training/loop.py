@@ -442,7 +442,6 @@ def _evaluate_untrained(run: _Run) -> float | None:
     t_eval = time.perf_counter()
     budget = None if run.max_seconds is None else EVAL_SHARE * run.max_seconds
     val_loss, used = evaluate(run.trainer, run.val_batches, run.progress, budget)
-    run.eval_seconds = time.perf_counter() - t_eval
     if used < len(run.val_batches):
         batches = len(run.val_batches)
         run.log(f"evaluating on {used} of {batches} batches, to fit --max-seconds {run.max_seconds:g}")
