@@ -37,6 +37,7 @@ class Run:
     lr: float = 2e-3
     batch: int = 8
     mask_prompt: bool = False
+    dtype: str = "float32"
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -49,6 +50,9 @@ DATA = {
     "bundled": [],
     "varied": ["--varied", "3000"],
     "varied10k": ["--varied", "10000"],
+    "v1k": ["--varied", "1000"],
+    "v1k-drills": ["--varied", "1000", "--drills"],
+    "v3k-drills": ["--varied", "3000", "--drills"],
 }
 
 SHAPES = {"s3": (3, 3, 192), "s4": (4, 4, 256), "s6": (6, 6, 384)}
@@ -80,7 +84,28 @@ def smoke_grid() -> list[Run]:
     return [Run("smoke-a", "bundled", 1, 2, 64, 20_000), Run("smoke-b", "bundled", 1, 2, 64, 20_000, lr=1e-2)]
 
 
-GRIDS = {"copy": copy_grid, "smoke": smoke_grid}
+MAKE_RUN_STEPS = 645  # what make run planned on a quiet 2-core AMD EPYC: 1.32M tokens at batch 8
+
+
+def budget_grid() -> list[Run]:
+    """jai run's data and settings at make run's token budget (and multiples of it: faster machines,
+    bf16, --minutes 60), repeated with other seeds to show the spread of a single run."""
+    s4, one = SHAPES["s4"], MAKE_RUN_STEPS * 8 * CONTEXT
+    runs = [Run(f"b1-{data}", data, *s4, one, lr=4e-3) for data in ("v1k", "v1k-drills", "v3k-drills")]
+    runs += [
+        Run(f"b1-v1k-drills-seed{seed}", "v1k-drills", *s4, one, lr=4e-3, extra=("--seed", str(seed)))
+        for seed in (1, 2)
+    ]
+    runs.append(Run("b1-v1k-drills-lr3e-3", "v1k-drills", *s4, one, lr=3e-3))
+    runs.append(Run("b1-v1k-drills-bf16", "v1k-drills", *s4, one, lr=4e-3, dtype="bfloat16"))
+    for times in (1.4, 2, 4, 6):
+        runs.append(Run(f"b{times:g}-v1k-drills", "v1k-drills", *s4, round(times * one), lr=4e-3))
+    runs.append(Run("b6-v3k-drills", "v3k-drills", *s4, 6 * one, lr=4e-3))
+    runs.append(Run("b6-s6-v1k-drills", "v1k-drills", *SHAPES["s6"], 6 * one, lr=2e-3))
+    return runs
+
+
+GRIDS = {"copy": copy_grid, "budget": budget_grid, "smoke": smoke_grid}
 
 
 class Datasets:
@@ -109,7 +134,7 @@ class Datasets:
 def train_and_eval(run: Run, out: Path, data: Path, jai: list[str], device: str, answers: int) -> dict:
     run_dir = out / "runs" / run.name
     cmd = [
-        *jai, "train", "--backend", "torch", "--device", device, "--dtype", "float32",
+        *jai, "train", "--backend", "torch", "--device", device, "--dtype", run.dtype,
         "--data", str(data), "--out", str(run_dir),
         "--n-layer", str(run.n_layer), "--n-head", str(run.n_head), "--n-embd", str(run.n_embd),
         "--batch-size", str(run.batch), "--max-steps", str(run.steps),

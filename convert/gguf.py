@@ -173,7 +173,7 @@ def modelfile_text(gguf_name: str, cfg: GPTConfig) -> str:
         "# The posting goes in the system message (/set system ... in `ollama run`), the question in the\n"
         "# prompt; the model answers it in JAI's training format.\n"
         f"FROM ./{gguf_name}\n"
-        'TEMPLATE """[QUESTION] {{ .Prompt }} [/QUESTION]\n[DOC]\n{{ .System }}\n[/DOC]\n[ANSWER]"""\n'
+        'TEMPLATE """[DOC]\n{{ .System }}\n[/DOC]\n[QUESTION] {{ .Prompt }} [/QUESTION]\n[ANSWER]"""\n'
         f"PARAMETER num_ctx {cfg.block_size}\n"
         f'PARAMETER stop "{ANSWER_END}"\n'
         f'PARAMETER stop "{EOS}"\n'

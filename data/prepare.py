@@ -32,7 +32,7 @@ from jai.config import GPTConfig
 from jai.data.fit import FitReport, fit_samples
 from jai.data.generator import varied_postings
 from jai.data.postings import Posting, load_postings, posting_from_reference
-from jai.data.qa import KINDS, make_samples
+from jai.data.qa import KINDS, Sample, drill_samples, make_samples
 from jai.data.records import SkipRecord, TextReader
 from jai.dataset import META_FILE, DatasetError, check_vocab, write_bins
 from jai.errors import JaiError
@@ -111,11 +111,13 @@ def prepare(
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
     varied: int = 0,
+    drills: bool = False,
 ) -> dict[str, Any]:
     """Run the whole pipeline; returns the meta.json dict. `tokenizer` reuses a tokenizer.json;
     every sample is fitted to `context` tokens (see data/fit.py). `varied` adds that many generated
     postings to the TRAIN split only (`generated_postings`): the validation split, and so every score,
-    stays the inputs' own.
+    stays the inputs' own. `drills` adds each training posting's field questions asked about its header
+    alone (`drill_samples`), to the train split only as well.
 
     `show_progress=None` shows progress bars only on a terminal (in a log file they would print a line
     per refresh); each stage also logs a line when it is done, with the time so far.
@@ -140,13 +142,19 @@ def prepare(
     if varied:
         train += generated_postings(seed, varied)
         stage(f"generated {varied:,} varied postings for training (seed {seed})")
-    counts = {name: sum(1 for _ in make_samples(ps, seed)) for name, ps in (("train", train), ("val", val))}
+
+    def samples(ps: list[Posting]) -> Iterator[Sample]:  # regenerated on demand: never all in memory
+        yield from make_samples(ps, seed)
+        if drills and ps is train:
+            yield from drill_samples(ps, seed)
+
+    counts = {name: sum(1 for _ in samples(ps)) for name, ps in (("train", train), ("val", val))}
     stage(
         f"split: {len(train)} train / {len(val)} val postings -> {counts['train']} / {counts['val']} samples"
     )
 
     def texts(ps: list[Posting]) -> Iterator[str]:
-        return (s.text for s in make_samples(ps, seed))  # regenerated on demand: never all in memory
+        return (s.text for s in samples(ps))
 
     if tokenizer is not None:
         tok = Tokenizer.load(tokenizer)
@@ -166,7 +174,7 @@ def prepare(
         fits = {"train": FitReport(context), "val": FitReport(context)}
 
         def fitted(name: str, ps: list[Posting]) -> Iterator[str]:
-            return (s.text for s in fit_samples(tok, make_samples(ps, seed), context, fits[name]))
+            return (s.text for s in fit_samples(tok, samples(ps), context, fits[name]))
 
         meta = write_bins(
             {"train": fitted("train", train), "val": fitted("val", val)},
@@ -184,6 +192,7 @@ def prepare(
                 "context": context,
                 "sources": report.files,
                 "postings": {**report.to_dict(), "train": len(train), "val": len(val), "varied": varied},
+                "drills": drills,
             },
         )
         for name, fit in fits.items():
@@ -203,7 +212,7 @@ Turn job postings into a training set:
   1. load the postings (bad records are skipped and counted, mojibake is repaired),
   2. split them BY POSTING into train and val (seeded),
   3. ask a few questions of each posting, answered from its own fields:
-     [QUESTION] ... [/QUESTION] [DOC] posting [/DOC] [ANSWER] ... [/ANSWER],
+     [DOC] posting [/DOC] [QUESTION] ... [/QUESTION] [ANSWER] ... [/ANSWER],
      each fitted to the context (the document shortened around what the answer quotes),
   4. train a byte-level BPE tokenizer on the train split (or reuse one with --tokenizer),
   5. write both splits as uint16 token files."""
@@ -220,7 +229,8 @@ examples:
   jai prepare ../shared/data/nyc-jobs data/jobs/postings.json --out out/both
   jai prepare more.json --tokenizer out/data/tokenizer.json --out out/more
   jai prepare --context 512 --out out/data512      # samples fitted to a model with a longer context
-  jai prepare --varied 3000 --out out/varied       # plus 3,000 generated postings for training"""
+  jai prepare --varied 3000 --out out/varied       # plus 3,000 generated postings for training
+  jai prepare --varied 1000 --drills               # jai run's data: plus header drills"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         "drawn independently so they can only be learned by reading the posting (default: 0)",
     )
     p.add_argument(
+        "--drills",
+        action="store_true",
+        help="add, for every training posting, its field questions asked about its header alone: short "
+        "samples that practise copying a value several times as often per token (default: off; jai run: on)",
+    )
+    p.add_argument(
         "--tokenizer",
         type=Path,
         default=None,
@@ -298,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             tokenizer=args.tokenizer,
             context=args.context,
             varied=args.varied,
+            drills=args.drills,
         )
     except (FileNotFoundError, ValueError) as e:  # JaiErrors go up to the `jai` dispatcher as they are
         if isinstance(e, JaiError):

@@ -3,12 +3,12 @@
 Every sample has the same shape, so at generation time the model can be handed everything up to
 [ANSWER] (see `build_prompt`) and asked to continue:
 
-    [QUESTION] 이 포지션의 자격 요건은 무엇인가요? [/QUESTION]
     [DOC]
     직무: 백엔드 개발자
     회사: ...
     (the posting)
     [/DOC]
+    [QUESTION] 이 포지션의 자격 요건은 무엇인가요? [/QUESTION]
     [ANSWER]
     자격 요건:
     - ...
@@ -54,10 +54,12 @@ __all__ = [
     "QUESTION_END",
     "Sample",
     "build_prompt",
+    "drill_samples",
     "field_value",
     "format_sample",
     "make_samples",
     "render_doc",
+    "render_header",
     "samples_for",
 ]
 
@@ -211,6 +213,11 @@ HEADER_CONTACTS = ("url", "email", "phone")
 
 def render_doc(p: Posting) -> str:
     """The posting as the model reads it: labelled header lines (its fields), a blank line, the content."""
+    return render_header(p) + "\n\n" + p.content
+
+
+def render_header(p: Posting) -> str:
+    """The labelled header lines alone ("Title: ...", "Salary: ...", ...): what field questions quote."""
     labels = LABELS[p.lang]
     header = [
         f"{labels[key]}: {_remote(value, p.lang) if key == 'remote' else value}"
@@ -219,7 +226,7 @@ def render_doc(p: Posting) -> str:
     if p.skills:
         header.append(f"{labels['skills']}: {', '.join(p.skills)}")
     header += [f"{labels[k]}: {p.contacts[k]}" for k in HEADER_CONTACTS if k in p.contacts]
-    return "\n".join(header) + "\n\n" + p.content
+    return "\n".join(header)
 
 
 def _fields(p: Posting, *keys: str) -> list[tuple[str, str]]:
@@ -466,10 +473,12 @@ FIELD_KINDS = tuple(FIELDS)  # one value, copied from the posting
 KINDS = LONG_KINDS + FIELD_KINDS
 
 
-def samples_for(p: Posting, seed: int, kinds: Iterable[str] = KINDS) -> list[Sample]:
-    """Every applicable question kind for one posting, phrasings drawn from rng(seed, posting id)."""
-    rng = random.Random(f"{seed}/{p.id}")  # str seeds hash with SHA-512: stable across runs and machines
-    doc = render_doc(p)
+def samples_for(p: Posting, seed: int, kinds: Iterable[str] = KINDS, drill: bool = False) -> list[Sample]:
+    """Every applicable question kind for one posting, phrasings drawn from rng(seed, posting id).
+    `drill`: the document is the posting's header alone, phrasings drawn apart from the full samples'."""
+    # str seeds hash with SHA-512: stable across runs and machines
+    rng = random.Random(f"{seed}/drill/{p.id}" if drill else f"{seed}/{p.id}")
+    doc = render_header(p) if drill else render_doc(p)
     out = []
     for kind in kinds:
         answer = ANSWERS[kind](p, rng)
@@ -487,3 +496,12 @@ def make_samples(postings: Iterable[Posting], seed: int, kinds: Iterable[str] = 
         raise ValueError(f"unknown question kinds {sorted(unknown)}; known: {list(KINDS)}")
     for p in postings:
         yield from samples_for(p, seed, kinds)
+
+
+def drill_samples(postings: Iterable[Posting], seed: int) -> Iterator[Sample]:
+    """Field questions about each posting's header alone: short samples (about 80 tokens, against a full
+    sample's 250) whose answer is one of the few lines above it. The same copying a field question asks
+    of a whole posting, several times as often per token trained (`jai prepare --drills`): with them a
+    small model copies values within make run's minutes (docs/quality.md)."""
+    for p in postings:
+        yield from samples_for(p, seed, FIELD_KINDS, drill=True)

@@ -1,9 +1,9 @@
 """The prompt format, in one place: what every sample looks like, and how a prompt is made to fit.
 
-    [BOS][QUESTION] 이 포지션의 자격 요건은 무엇인가요? [/QUESTION]
-    [DOC]
+    [BOS][DOC]
     (the posting)
     [/DOC]
+    [QUESTION] 이 포지션의 자격 요건은 무엇인가요? [/QUESTION]
     [ANSWER]
     (the answer)
     [/ANSWER][EOS]
@@ -11,9 +11,16 @@
 Training (`jai prepare`), generation (`jai sample`, `jai serve`), evaluation (`jai eval`) and the chat
 template all build text with these functions, so the model is always asked in the shape it learned.
 
+The question comes last, right before [ANSWER]: which kind of answer to give is then read from the
+tokens just before it, not from the far side of a 200-token posting. In the same minutes of training
+this took field answers from 0.08 to 0.33 char F1, and with header drills from exact match 0 to 0.2
+(docs/quality.md, "Question after the posting"); with the question first, a small model trained for
+make run's minutes answered every question with the most common answer's opening.
+
 A posting is often longer than the model's context. Cropping a prompt from the left would drop the
-question, the one part the answer depends on most; so `fit_prompt` shortens the DOCUMENT instead,
-from its end: the header fields and the lead of the description (what a posting says first) stay.
+posting's header (its title, company, pay: what most answers quote) and could reach the question; so
+`fit_prompt` shortens the DOCUMENT instead, from its end: the header fields and the lead of the
+description (what a posting says first) stay.
 """
 
 from __future__ import annotations
@@ -38,8 +45,8 @@ class Encoder(Protocol):
 
 
 def build_prompt(question: str, doc: str) -> str:
-    """The text a model sees before it answers: question, document, and the opening [ANSWER]."""
-    return f"{QUESTION} {question.strip()} {QUESTION_END}\n{DOC}\n{doc.strip()}\n{DOC_END}\n{ANSWER}"
+    """The text a model sees before it answers: document, question, and the opening [ANSWER]."""
+    return f"{DOC}\n{doc.strip()}\n{DOC_END}\n{QUESTION} {question.strip()} {QUESTION_END}\n{ANSWER}"
 
 
 def format_sample(question: str, doc: str, answer: str) -> str:
@@ -108,7 +115,7 @@ def fit_prompt(tokenizer: Encoder, question: str, doc: str, budget: int) -> tupl
     allows, with the document shortened (never the question). Returns (ids, shortened).
 
     [BOS] is included because every training sample starts with it: the model has always seen it before
-    [QUESTION]. `budget` is the context minus the room kept for the answer.
+    [DOC]. `budget` is the context minus the room kept for the answer.
     """
     doc, shortened = shorten_doc(tokenizer, question, doc, budget)
     return _bos(tokenizer) + tokenizer.encode(build_prompt(question, doc)), shortened

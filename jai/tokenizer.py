@@ -6,7 +6,7 @@ splits on GPT-2's regex (words, numbers, punctuation, whitespace runs) without a
 which would otherwise change the text.
 
 Ids 0-3 are the control tokens [PAD] [UNK] [BOS] [EOS]; after them come the six sample markers
-([QUESTION] ... [/ANSWER]) that structure every training sample, as special tokens so they are always
+([DOC] ... [/ANSWER]) that structure every training sample, as special tokens so they are always
 one id each and can never be split or merged with neighbouring text.
 
 Two decode paths:
@@ -33,7 +33,7 @@ from jai.prompt import MARKERS
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 CONTROL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3
 
-# The markers of a sample ([QUESTION] q [/QUESTION] [DOC] posting [/DOC] [ANSWER] a [/ANSWER]) belong to
+# The markers of a sample ([DOC] posting [/DOC] [QUESTION] q [/QUESTION] [ANSWER] a [/ANSWER]) belong to
 # the prompt format (jai/prompt.py); the vocabulary holds each as one special token.
 SPECIAL_TOKENS = CONTROL_TOKENS + MARKERS
 

@@ -20,9 +20,11 @@ from jai.data.qa import (
     QUESTION,
     QUESTION_END,
     build_prompt,
+    drill_samples,
     field_value,
     make_samples,
     render_doc,
+    render_header,
     samples_for,
 )
 from jai.data.text import has_hangul
@@ -73,7 +75,9 @@ def test_sample_layout_and_prompt_prefix() -> None:
         assert text.startswith(prompt) and prompt.endswith(ANSWER)
         assert text.endswith(ANSWER_END)
         # Each marker exactly once, in order.
-        positions = [text.index(m) for m in MARKERS]
+        in_order = (DOC, DOC_END, QUESTION, QUESTION_END, ANSWER, ANSWER_END)
+        assert sorted(in_order) == sorted(MARKERS)
+        positions = [text.index(m) for m in in_order]
         assert positions == sorted(positions) and all(text.count(m) == 1 for m in MARKERS)
         assert text[len(prompt) :].strip().removesuffix(ANSWER_END).strip() == s.answer
 
@@ -111,6 +115,19 @@ def test_field_answers_are_the_documents_own_lines() -> None:
         for s in fields:
             assert s.answer in s.doc.splitlines(), s.kind
             assert s.answer.endswith(": " + field_value(posting, s.kind))
+
+
+def test_drills_ask_the_field_questions_of_the_header_alone() -> None:
+    full = {s.kind: s for s in samples_for(EN, seed=0) if s.kind in FIELD_KINDS}
+    drills = {s.kind: s for s in drill_samples([EN], seed=0)}
+    assert drills.keys() == full.keys()  # every field the posting states, nothing else
+    header = render_header(EN)
+    assert render_doc(EN) == header + "\n\n" + EN.content
+    for kind, s in drills.items():
+        assert s.doc == header and EN.content not in s.doc
+        assert s.answer == full[kind].answer and s.answer in header.splitlines()
+    # phrased apart from the full samples, so the pair does not teach one question per posting
+    assert any(s.question != full[k].question for k, s in drills.items())
 
 
 def test_answers_quote_the_posting() -> None:

@@ -32,7 +32,8 @@ def tok() -> Tokenizer:
 
 def test_sample_is_prompt_then_answer() -> None:
     prompt = build_prompt(" What pays? ", "\nTitle: Cook\n")
-    assert prompt == f"{QUESTION} What pays? [/QUESTION]\n[DOC]\nTitle: Cook\n[/DOC]\n{ANSWER}"
+    # the question last, right before [ANSWER]: the kind of answer is read from the tokens just before it
+    assert prompt == f"[DOC]\nTitle: Cook\n[/DOC]\n{QUESTION} What pays? [/QUESTION]\n{ANSWER}"
     assert format_sample("What pays?", "Title: Cook", "SGD 3,000") == prompt + answer_suffix("SGD 3,000")
     assert answer_suffix(" SGD 3,000\n") == "\nSGD 3,000\n[/ANSWER]"
 
@@ -57,7 +58,7 @@ def test_long_document_is_cut_from_its_end_question_kept(tok: Tokenizer, budget:
     assert len(ids) <= budget
     assert len(ids) >= budget - 12  # cut at a word boundary near the budget, not far below it
     text = tok.decode(ids)
-    assert text.startswith(build_prompt(question, "").split("[DOC]")[0])  # the whole question
+    assert text.endswith(build_prompt(question, "").split("[/DOC]")[1])  # the whole question
     kept = text.split("[DOC]\n")[1].split("\n[/DOC]")[0]
     assert kept.endswith(ELLIPSIS)
     assert doc.startswith(kept.removesuffix(ELLIPSIS).rstrip())  # a prefix: fields first, then the lead

@@ -17,7 +17,7 @@ The chat template renders a conversation into the exact text JAI trains on (jai/
 user message is the question, the posting comes from `documents` (transformers' RAG argument) or a system
 message, and an assistant message after the question renders as the answer, closed by [/ANSWER][EOS]:
 
-    [BOS][QUESTION] {question} [/QUESTION]\\n[DOC]\\n{posting}\\n[/DOC]\\n[ANSWER]
+    [BOS][DOC]\\n{posting}\\n[/DOC]\\n[QUESTION] {question} [/QUESTION]\\n[ANSWER]
 
 The template always ends the prompt with [ANSWER] (it is part of JAI's prompt, so it does not wait for
 `add_generation_prompt`). It cannot shorten a posting to fit the context the way `jai sample` does
@@ -75,8 +75,8 @@ CHAT_TEMPLATE = (
     "{%- if ns.question is none -%}"
     "{{- raise_exception('JAI answers a question: the conversation needs a user message') -}}"
     "{%- endif -%}"
-    "{{- bos_token + '" + QUESTION + " ' + ns.question | trim + ' " + QUESTION_END + "\\n" + DOC + "\\n' -}}"
-    "{{- ns.doc | trim + '\\n" + DOC_END + "\\n" + ANSWER + "' -}}"
+    "{{- bos_token + '" + DOC + "\\n' + ns.doc | trim + '\\n" + DOC_END + "\\n' -}}"
+    "{{- '" + QUESTION + " ' + ns.question | trim + ' " + QUESTION_END + "\\n" + ANSWER + "' -}}"
     "{%- if ns.answer is not none -%}"
     "{{- '\\n' + ns.answer | trim + '\\n" + ANSWER_END + "' + eos_token -}}"
     "{%- endif -%}"

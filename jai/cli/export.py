@@ -29,10 +29,10 @@ types:
 
 examples:
   jai export gguf out/run/ckpt jai.gguf --type q8_0
-  llama-cli -m jai.gguf -c 256 -no-cnv -p "[QUESTION] 근무지는 어디인가요? [/QUESTION]
-  [DOC]
+  llama-cli -m jai.gguf -c 256 -no-cnv -p "[DOC]
   (posting)
   [/DOC]
+  [QUESTION] 근무지는 어디인가요? [/QUESTION]
   [ANSWER]"                                            # llama.cpp adds [BOS] itself
   ollama create jai -f Modelfile && ollama run jai      # the Modelfile written beside jai.gguf
 

@@ -8,8 +8,8 @@
 Writes <out>/data, <out>/untrained, <out>/run and <out>/eval.json, replacing a previous `jai run`'s.
 
 1. `jai prepare` on data/jobs/postings.json, plus --varied generated postings for training: Q&A
-   samples (long answers and one-value field questions) fitted to the context, a BPE tokenizer,
-   train.bin / val.bin;
+   samples (long answers and one-value field questions) fitted to the context, and --drills (field
+   questions about each training posting's header alone), a BPE tokenizer, train.bin / val.bin;
 2. `jai eval` of the untrained model (the weights training starts from): the baseline;
 3. `jai train` of the small model (4 layers, 4 heads, 256 wide, context 256), batch 8, learning rate
    4e-3 after a 10% warmup, for as many steps as the minutes leave: a few steps are timed first and the
@@ -54,7 +54,8 @@ VAL_FRACTION = 0.1
 # What `jai run` trains, and how (docs/quality.md has the measurements behind each choice):
 # the small shape answers better than the seed's in the same minutes on a CPU (2.5x the tokens, about the
 # same answers per token), at a higher learning rate (4e-3 beat 2e-3 and 1e-3 at 2M tokens), on the
-# bundled postings plus generated ones whose facts can only be copied from the posting (--varied).
+# bundled postings plus generated ones whose facts can only be copied from the posting (--varied), with
+# header drills (--drills: field questions about the header alone; copying appears in these minutes).
 SHAPES = {
     "small": GPTConfig(n_layer=4, n_head=4, n_embd=256),
     "seed": GPTConfig(),  # 6 x 6 x 384: `jai train`'s default
@@ -116,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="generated training postings whose facts can only be copied from the posting "
         "(`jai prepare --varied`; default: %(default)s; 0: the given postings alone)",
+    )
+    p.add_argument(
+        "--drills",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add field questions about each training posting's header alone (`jai prepare --drills`; "
+        "default: on)",
     )
     p.add_argument(
         "--align-samples",
@@ -237,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             val_fraction=VAL_FRACTION,
             show_progress=False,
             varied=args.varied,
+            drills=args.drills,
         )
     except (FileNotFoundError, ValueError) as e:
         if isinstance(e, JaiError):

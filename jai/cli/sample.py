@@ -33,7 +33,7 @@ examples:
 
 The checkpoint is a directory from `jai train` (<out>/ckpt; the run dir <out> is accepted too) or from
 `jai convert`, holding config.json, model.safetensors and tokenizer.json. The model was trained on
-  [QUESTION] q [/QUESTION] [DOC] posting [/DOC] [ANSWER] a [/ANSWER]
+  [DOC] posting [/DOC] [QUESTION] q [/QUESTION] [ANSWER] a [/ANSWER]
 so --question (with --doc/--doc-file) builds that prompt up to [ANSWER] (after [BOS], as in training) and
 the model writes the answer. A document too long for the context is shortened from its end (the question
 never is), and a note says so; a --prompt too long for it loses its start.

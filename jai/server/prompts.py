@@ -1,7 +1,7 @@
 """Requests -> prompt token ids, in the format the model was trained on (jai/prompt.py).
 
 - /generate and /v1/chat/completions take a question and an optional posting and build the sample
-  prompt `[BOS][QUESTION] q [/QUESTION] [DOC] posting [/DOC] [ANSWER]` with `jai.prompt.fit_prompt`:
+  prompt `[BOS][DOC] posting [/DOC] [QUESTION] q [/QUESTION] [ANSWER]` with `jai.prompt.fit_prompt`:
   when it does not fit, the POSTING is shortened (from its end), never the question, and the response
   says so. A question that does not fit even with no posting is refused.
 - Chat messages map onto that shape the way the checkpoint's chat template does: the last user
