@@ -1,200 +1,36 @@
-"""results.json -> report.md: the tables, the targets (met or not, and why), the formulas."""
+"""results.json -> report.md: the sections in order, each a block of report_template.md filled with the
+figures of benchmarks/report_figures.py, tables row by row, and the targets met or missed with their why
+(benchmarks/report_why.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from jai.benchmarks import flops
+from jai.benchmarks.report_figures import curve_summary, jobs, one, targets, train_rows
+from jai.benchmarks.report_text import fmt, mib, text
+from jai.benchmarks.report_why import why
 from jai.config import GPTConfig
 
-# What the project promises to report (not to test): (id, description, goal)
-TARGETS = {
-    "torch_roof": ("PyTorch twin, CPU, training: roof ratio", 0.85),
-    "torch_compiled_roof": ("PyTorch twin compiled (--compile), CPU, training: roof ratio", 0.85),
-    "torch_vs_hf": ("PyTorch twin / transformers, training tokens/s", 1.25),
-    "torch_vs_nanogpt": ("PyTorch twin / nanoGPT-style model, training tokens/s", 1.0),
-    "mlx_vs_mlxlm": ("MLX twin / mlx-lm, training tokens/s", 1.3),
-    "torch_decode_vs_hf": ("PyTorch twin / transformers.generate, decode batch 1", 1.5),
-    "mlx_decode_vs_hf": ("MLX twin / transformers.generate, decode batch 1", 1.5),
-    "torch_decode_vs_mlxlm": ("PyTorch twin / mlx-lm generation, decode batch 1", 1.0),
-    "mlx_decode_vs_mlxlm": ("MLX twin / mlx-lm generation, decode batch 1", 1.0),
-}
-
-# Published dense peak FLOP/s of common GPUs, for MFU (tensor-core bf16; fp32 without TF32).
-GPU_PEAKS = {
-    "H200": {"bfloat16": 989e12, "float32": 67e12},
-    "H100": {"bfloat16": 989e12, "float32": 67e12},
-    "A100": {"bfloat16": 312e12, "float32": 19.5e12},
-    "L40S": {"bfloat16": 362e12, "float32": 91.6e12},
-    "L4": {"bfloat16": 121e12, "float32": 30.3e12},
-    "A10": {"bfloat16": 125e12, "float32": 31.2e12},
-    "4090": {"bfloat16": 165e12, "float32": 82.6e12},
-}
+__all__ = ["render", "targets"]
 
 
-def gpu_peak(name: str | None, dtype: str) -> float | None:
-    if not name:
-        return None
-    for key, peaks in GPU_PEAKS.items():
-        if key in name:
-            return peaks.get(dtype)
-    return None
-
-
-def fmt(x: float | None, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}g}"
-
-
-def mib(x: int | None) -> str:
-    return "–" if not x else f"{x / 2**20:,.0f} MiB"
-
-
-def jobs(results: dict[str, Any], **match: Any) -> list[dict[str, Any]]:
-    return [j for j in results.get("jobs", []) if all(j["spec"].get(k) == v for k, v in match.items())]
-
-
-def one(results: dict[str, Any], **match: Any) -> dict[str, Any] | None:
-    found = [j for j in jobs(results, **match) if j.get("ok")]
-    return found[0] if found else None
-
-
-def train_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every training job with its derived figures: model FLOP/s, roof ratio, MFU."""
-    rows = []
-    for j in jobs(results, job="train"):
-        spec = j["spec"]
-        row: dict[str, Any] = {"job": j, "spec": spec, "ok": j.get("ok")}
-        if j.get("ok"):
-            r = j["result"]
-            cfg = GPTConfig(**spec["config"])
-            fpt = flops.train_flops_per_token(cfg)
-            tps = r["tokens_per_s"]["median"]
-            row.update(tokens_per_s=r["tokens_per_s"], flops_per_token=fpt, model_flops_per_s=tps * fpt)
-            twin = one(
-                results,
-                job="train",
-                runner=_twin_of(spec["runner"]),
-                size=spec["size"],
-                device=spec["device"],
-                dtype=spec["dtype"],
-            )
-            roof = r.get("roof") or (twin and twin["result"].get("roof"))
-            if r.get("roof_ratio"):  # alternating rounds: the median of the per-round ratios
-                row["roof"] = roof
-                row["roof_ratio"] = r["roof_ratio"]["median"]
-                row["roof_from_twin"] = False
-            elif roof:
-                row["roof"] = roof
-                row["roof_ratio"] = flops.roof_ratio(tps, fpt, roof["gemm_flops_per_s"])
-                row["roof_from_twin"] = not r.get("roof")
-            fw = "torch" if spec["runner"] in ("jai_torch", "transformers") else "mlx"
-            gpu = results.get("frameworks", {}).get(fw, {}).get("result", {}).get("gpu_name")
-            if spec["device"] != "cpu":
-                row["mfu"] = flops.mfu(tps, fpt, gpu_peak(gpu, spec["dtype"]))
-        rows.append(row)
-    return rows
-
-
-def _twin_of(runner: str) -> str:
-    return {
-        "transformers": "jai_torch",
-        "nanogpt": "jai_torch",
-        "jai_torch_compiled": "jai_torch",
-        "mlx_lm": "jai_mlx",
-    }.get(runner, runner)
-
-
-def rounds_ratio(results: dict[str, Any], twin: str, peer: str, size: str, device: str) -> dict | None:
-    """The per-round ratio twin / peer (float32) from the alternating-rounds job, if one measured it."""
-    for j in jobs(results, job="rounds", size=size, device=device, dtype="float32"):
-        ratio = j.get("ok") and j["result"]["ratios"].get(f"{twin}/{peer}")
-        if ratio:
-            return ratio
-    return None
-
-
-def _rounds_detail(ratio: dict[str, Any]) -> str:
-    return f"median of {ratio['n']} alternating rounds, range {fmt(ratio['min'])}–{fmt(ratio['max'])}"
-
-
-def _ratio(a: dict | None, b: dict | None, key: str) -> tuple[float | None, str]:
-    if not a or not b:
-        return None, "not measured"
-    x, y = a["result"][key]["median"], b["result"][key]["median"]
-    return x / y, f"{fmt(x)} / {fmt(y)}"
-
-
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target, on the primary size, float32, per device each side has."""
-    size = results.get("size", "default")
-    out = []
-    for dev in sorted({j["spec"]["device"] for j in results.get("jobs", []) if "device" in j["spec"]}):
-        tr = {
-            r: one(results, job="train", runner=r, size=size, device=dev, dtype="float32")
-            for r in ("jai_torch", "transformers", "jai_mlx", "mlx_lm")
-        }
-        dec = {
-            r: one(results, job="infer", runner=r, size=size, device=dev, batch=1)
-            for r in ("jai_torch", "transformers", "jai_mlx", "mlx_lm")
-        }
-        # decode across frameworks compares whatever devices each has; here both on `dev`
-        measured: dict[str, tuple[float | None, str]] = {
-            "torch_vs_hf": _ratio(tr["jai_torch"], tr["transformers"], "tokens_per_s"),
-            "mlx_vs_mlxlm": _ratio(tr["jai_mlx"], tr["mlx_lm"], "tokens_per_s"),
-            "torch_decode_vs_hf": _ratio(dec["jai_torch"], dec["transformers"], "decode_tokens_per_s"),
-            "mlx_decode_vs_hf": _ratio(dec["jai_mlx"], dec["transformers"], "decode_tokens_per_s"),
-            "torch_decode_vs_mlxlm": _ratio(dec["jai_torch"], dec["mlx_lm"], "decode_tokens_per_s"),
-            "mlx_decode_vs_mlxlm": _ratio(dec["jai_mlx"], dec["mlx_lm"], "decode_tokens_per_s"),
-        }
-        for key, twin, peer in (
-            ("torch_vs_hf", "jai_torch", "transformers"),
-            ("torch_vs_nanogpt", "jai_torch", "nanogpt"),
-            ("mlx_vs_mlxlm", "jai_mlx", "mlx_lm"),
-        ):
-            ratio = rounds_ratio(results, twin, peer, size, dev)
-            if ratio:
-                measured[key] = (ratio["median"], _rounds_detail(ratio))
-        if dev == "cpu":
-            row = next(
-                (
-                    r
-                    for r in train_rows(results)
-                    if r["spec"]["runner"] == "jai_torch"
-                    and r["spec"]["size"] == size
-                    and r["spec"]["device"] == "cpu"
-                    and r["spec"]["dtype"] == "float32"
-                    and r.get("roof_ratio") is not None
-                ),
-                None,
-            )
-            measured["torch_roof"] = (
-                (row["roof_ratio"], "model FLOP/s / GEMM FLOP/s") if row else (None, "not measured")
-            )
-            for key, runner in (("torch_roof", "jai_torch"), ("torch_compiled_roof", "jai_torch_compiled")):
-                tj = one(results, job="train", runner=runner, size=size, device="cpu", dtype="float32")
-                rr = tj and tj["result"].get("roof_ratio")
-                if rr:
-                    measured[key] = (rr["median"], "model FLOP/s / GEMM FLOP/s, " + _rounds_detail(rr))
-        for key, (desc, goal) in TARGETS.items():
-            if key not in measured:
-                continue
-            value, detail = measured[key]
-            out.append(
-                {
-                    "id": key,
-                    "device": dev,
-                    "target": desc,
-                    "goal": goal,
-                    "value": value,
-                    "detail": detail,
-                    "met": None if value is None else value >= goal,
-                }
-            )
-    return out
+def render(results: dict[str, Any]) -> str:
+    tg = targets(results)
+    L = [text("title"), "", *_machine(results), "", _primary_size(results), ""]
+    L += [text("note", note=note) for note in results.get("notes", [])]
+    L += _targets(tg)
+    L += _training(results)
+    L += _rounds(results)
+    L += _roofs(results)
+    L += [text("roof_formula"), ""]
+    L += _inference(results)
+    L += _curves(results)
+    L += _profile(results)
+    L += _misses(results, tg)
+    L += _plots(results)
+    L += _failed(results)
+    return "\n".join(L) + "\n"
 
 
 def _machine(results: dict[str, Any]) -> list[str]:
@@ -203,271 +39,194 @@ def _machine(results: dict[str, Any]) -> list[str]:
     mlx = fw.get("mlx", {}).get("result", {})
     torch = fw.get("torch", {}).get("result", {})
     mem = m.get("memory_bytes")
-    lines = [
-        f"- Machine: {m.get('cpu')} ({m.get('machine')}), {m.get('cores')} cores, "
-        f"{mem / 2**30:.0f} GiB, {m.get('system')} {m.get('release')}"
+    flags = m.get("cpu_flags") or []
+    devices = results.get("devices", {})
+    L = [
+        text(
+            "machine",
+            cpu=m.get("cpu"),
+            arch=m.get("machine"),
+            cores=m.get("cores"),
+            memory_gib=f"{mem / 2**30:.0f}",
+            system=m.get("system"),
+            release=m.get("release"),
+        )
         if mem
-        else f"- Machine: {m.get('cpu')}",
-        f"- Python {m.get('python')}; mlx {mlx.get('mlx', '–')}, mlx-lm {mlx.get('mlx_lm', '–')}; "
-        f"torch {torch.get('torch', '–')} ({torch.get('torch_threads', '–')} threads), "
-        f"transformers {torch.get('transformers', '–')}",
-        "- CPU: "
-        + ", ".join(f"{k} {v}" for k, v in (m.get("cpu_id") or {}).items())
-        + "; features: "
-        + (", ".join(m.get("cpu_flags") or []) or "–")
-        + ("" if any(f.startswith("amx") for f in m.get("cpu_flags") or []) else " (no AMX)"),
-        "- Devices: "
-        + ", ".join(f"{k}: {', '.join(v)}" for k, v in results.get("devices", {}).items())
-        + (
-            ""
-            if any(d != "cpu" for v in results.get("devices", {}).values() for d in v)
-            else " (no GPU on this machine: CPU figures only, float32 only)"
+        else text("machine_bare", cpu=m.get("cpu")),
+        text(
+            "versions",
+            python=m.get("python"),
+            mlx=mlx.get("mlx", "–"),
+            mlx_lm=mlx.get("mlx_lm", "–"),
+            torch=torch.get("torch", "–"),
+            torch_threads=torch.get("torch_threads", "–"),
+            transformers=torch.get("transformers", "–"),
         ),
-        f"- Load average (1, 5, 15 min) at start {m.get('loadavg_start')}, at end {m.get('loadavg_end')}: "
-        "anything above 0 is another process competing for the same cores",
+        text(
+            "cpu",
+            cpu_id=", ".join(f"{k} {v}" for k, v in (m.get("cpu_id") or {}).items()),
+            flags=", ".join(flags) or "–",
+            no_amx="" if any(f.startswith("amx") for f in flags) else text("no_amx"),
+        ),
+        text(
+            "devices",
+            devices=", ".join(f"{k}: {', '.join(v)}" for k, v in devices.items()),
+            no_gpu="" if any(d != "cpu" for v in devices.values() for d in v) else text("no_gpu"),
+        ),
+        text("load", start=m.get("loadavg_start"), end=m.get("loadavg_end")),
     ]
     blas = mlx.get("blas")
     if blas:
-        if blas.get("status") == "loaded":
-            threads = f", {blas['threads']} threads" if blas.get("threads") else ""
-            what = f"{blas.get('source')}: `{blas.get('library')}` ({blas.get('config', '')}{threads})"
-        else:
-            note = f": {blas['note']}" if blas.get("note") else ""
-            what = f"the wheel's bundled BLAS ({blas.get('status')}{note})"
-        gemm = blas.get("gemm_gflops")
-        lines.append(
-            f"- MLX CPU BLAS: {what}; float32 GEMM {blas.get('gemm_n')}³: {fmt(gemm)} GFLOP/s"
-            if gemm
-            else f"- MLX CPU BLAS: {what}"
+        L.append(_blas(blas))
+    L.append(text("data", data=results.get("data")))
+    L.append(text("run", argv=" ".join(results.get("argv", [])), seconds=f"{results.get('wall_s', 0):.0f}"))
+    return L
+
+
+def _blas(blas: dict[str, Any]) -> str:
+    if blas.get("status") == "loaded":
+        threads = text("blas_threads", threads=blas["threads"]) if blas.get("threads") else ""
+        what = text(
+            "blas_loaded",
+            source=blas.get("source"),
+            library=blas.get("library"),
+            config=blas.get("config", ""),
+            threads=threads,
         )
-    lines.append(f"- Loss-curve data: {results.get('data')}")
-    lines.append(f"- Run: `jai bench {' '.join(results.get('argv', []))}`, {results.get('wall_s', 0):.0f} s")
-    return lines
+    else:
+        note = f": {blas['note']}" if blas.get("note") else ""
+        what = text("blas_bundled", status=blas.get("status"), note=note)
+    gemm = blas.get("gemm_gflops")
+    if gemm:
+        return text("blas_gemm", what=what, n=blas.get("gemm_n"), gflops=fmt(gemm))
+    return text("blas", what=what)
 
 
-FORMULA = """\
-Model FLOPs per token, training (d = n_embd, L = n_layer, V = vocab, T = context):
-`6 * N_mm + 6 * L * T * d`, with `N_mm = 12 * L * d^2 + d * V` the weights that enter a matmul (the four
-projection matrices of every block, and the head, tied to `wte`, counted once as the matmul it is; the
-embedding lookups are gathers and cost no FLOPs). Each matmul weight costs 2 FLOPs per token forward and 4
-backward. `6 * L * T * d` is attention's QK^T and AV over the causal half of the T x T square (nanoGPT and
-PaLM count the full square, `12 * L * T * d`: 3% more at the default shape). Biases, LayerNorm, GELU,
-softmax and the optimizer are not model FLOPs.
-
-Roof ratio = (tokens/s x FLOPs/token) / GEMM FLOP/s, where GEMM FLOP/s is measured in the same process, in
-the same dtype, on the step's own matmul shapes: for every `y = x W` (x [B*T, k], W [k, n]: qkv, attention
-projection, MLP up and down, head) the forward product and both backward products (dx = dy W^T,
-dW = x^T dy), each timed alone (best of two), FLOPs summed over time summed. It is the share of what the
-hardware just showed it can do at these shapes that the whole training step turns into model FLOPs.
-Peers (transformers, mlx-lm) are divided by their framework's roof, measured in the twin's process.
-MFU (GPUs only) divides by the device's published dense peak instead."""
-
-
-def render(results: dict[str, Any]) -> str:
-    size = results.get("size", "default")
+def _primary_size(results: dict[str, Any]) -> str:
     cfg = GPTConfig(**results["config"]) if "config" in results else GPTConfig()
-    L: list[str] = ["# JAI benchmarks", ""]
-    L += _machine(results)
-    L += [
-        "",
-        f"Primary size `{size}`: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, context "
-        f"{cfg.block_size}, vocab {cfg.vocab_size:,}; {cfg.num_params():,} parameters; "
-        f"{flops.train_flops_per_token(cfg) / 1e6:,.1f} MFLOP per token trained.",
-        "",
-    ]
-    for note in results.get("notes", []):
-        L.append(f"> {note}")
+    return text(
+        "primary_size",
+        size=results.get("size", "default"),
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd=cfg.n_embd,
+        block_size=cfg.block_size,
+        vocab=f"{cfg.vocab_size:,}",
+        params=f"{cfg.num_params():,}",
+        mflop=f"{flops.train_flops_per_token(cfg) / 1e6:,.1f}",
+    )
 
-    L += [
-        "## Targets",
-        "",
-        "| target | device | measured | goal | met? | detail |",
-        "|---|---|---|---|---|---|",
-    ]
-    tg = targets(results)
+
+def _targets(tg: list[dict[str, Any]]) -> list[str]:
+    L = [text("targets_table")]
     for t in tg:
-        met = "–" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        met = "–" if t["met"] is None else text("met_yes" if t["met"] else "met_no")
         L.append(
             f"| {t['target']} | {t['device']} | {fmt(t['value'])} | ≥ {t['goal']} | {met} | {t['detail']} |"
         )
-    L += [""]
+    return [*L, ""]
 
-    L += [
-        "## Training throughput",
-        "",
-        "Full steps (forward, backward, clipping, AdamW) on one fixed batch after warm-up; median "
-        "of the timed "
-        "windows, min–max beside it. Every runner starts from the same weights (one checkpoint directory).",
-        "",
-        "| size | device | dtype | runner | batch | tokens/s | min–max | s/step | model GFLOP/s | roof ratio "
-        "| MFU | peak (allocator) | peak RSS | first loss |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+
+def _training(results: dict[str, Any]) -> list[str]:
+    L = [text("training_table")]
     for row in train_rows(results):
         s, j = row["spec"], row["job"]
+        head = f"| {s['size']} | {s['device']} | {s['dtype']} | {s['runner']} | {s['batch']} |"
         if not row["ok"]:
-            L.append(
-                f"| {s['size']} | {s['device']} | {s['dtype']} | {s['runner']} | {s['batch']} | failed: "
-                f"{j.get('error', '?')[:80]} |||||||||"
-            )
+            L.append(f"{head} {text('failed_cell', error=j.get('error', '?')[:80])} |||||||||")
             continue
         r = j["result"]
         tps = row["tokens_per_s"]
         roof = fmt(row.get("roof_ratio")) + (" ¹" if row.get("roof_from_twin") else "")
         L.append(
-            f"| {s['size']} | {s['device']} | {s['dtype']} | {s['runner']} | {s['batch']} | "
-            f"{fmt(tps['median'])} "
-            f"| {fmt(tps['min'])}–{fmt(tps['max'])} | {fmt(r['step_s']['median'])} "
-            f"| {fmt(row['model_flops_per_s'] / 1e9)} | {roof} | {fmt(row.get('mfu'))} "
-            f"| {mib(r.get('peak_bytes'))} | {mib(j.get('rss_peak_bytes'))} | {r['losses'][0]:.4f} |"
+            f"{head} {fmt(tps['median'])} | {fmt(tps['min'])}–{fmt(tps['max'])} "
+            f"| {fmt(r['step_s']['median'])} | {fmt(row['model_flops_per_s'] / 1e9)} | {roof} "
+            f"| {fmt(row.get('mfu'))} | {mib(r.get('peak_bytes'))} | {mib(j.get('rss_peak_bytes'))} "
+            f"| {r['losses'][0]:.4f} |"
         )
-    L += [
-        "",
-        "¹ divided by the roof measured in its twin's process (same framework, shapes and dtype). Runners "
-        "timed in alternating rounds share one process: their peak RSS is that process's, all runners "
-        "loaded; their roof ratio is the median of the per-round ratios (the GEMM roof timed every round).",
-        "",
-    ]
-    L += _rounds(results)
-    roofs = [r for r in train_rows(results) if r.get("roof") and not r.get("roof_from_twin")]
-    if roofs:
-        L += [
-            "GEMM roof at the step's shapes (same process):",
-            "",
-            "| size | device | dtype | framework | GEMM GFLOP/s | GEMM s per step | step s | "
-            "non-GEMM share |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for r in roofs:
-            s, step = r["spec"], r["job"]["result"]["step_s"]["median"]
-            g = r["roof"]
-            share = max(0.0, 1 - g["gemm_seconds"] / step)
-            L.append(
-                f"| {s['size']} | {s['device']} | {s['dtype']} | {s['runner']} | "
-                f"{fmt(g['gemm_flops_per_s'] / 1e9)} | {fmt(g['gemm_seconds'])} | {fmt(step)} | {share:.0%} |"
-            )
-        L += [""]
-    L += ["### How the roof ratio is computed", "", FORMULA, ""]
-
-    inf = jobs(results, job="infer")
-    if inf:
-        L += [
-            "## Inference",
-            "",
-            "Greedy decoding with the KV cache from random prompts. Prefill: prompt tokens / time "
-            "to the first "
-            "new token. Decode: new tokens after the first / the time they took (median of the repeats).",
-            "",
-            "| device | runner | batch | prompt | new | prefill tok/s | decode tok/s | min–max | "
-            "first token ms "
-            "| peak (allocator) | peak RSS |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for j in inf:
-            s = j["spec"]
-            if not j.get("ok"):
-                L.append(
-                    f"| {s['device']} | {s['runner']} | {s['batch']} | failed: "
-                    f"{j.get('error', '?')[:80]} |||||||"
-                )
-                continue
-            r = j["result"]
-            d = r["decode_tokens_per_s"]
-            L.append(
-                f"| {s['device']} | {s['runner']} | {s['batch']} | {s['prompt_len']} | {s['new_tokens']} "
-                f"| {fmt(r['prefill_tokens_per_s']['median'])} | {fmt(d['median'])} | {fmt(d['min'])}–"
-                f"{fmt(d['max'])} | {fmt(r['first_token_s']['median'] * 1e3)} | {mib(r.get('peak_bytes'))} "
-                f"| {mib(j.get('rss_peak_bytes'))} |"
-            )
-        L += [""]
-
-    L += _curves(results)
-    L += _profile(results)
-    L += _misses(results, tg)
-    plots = results.get("plots", {})
-    if plots:
-        L += ["## Plots", ""] + [f"![{name}]({path})" for name, path in plots.items()] + [""]
-    failed = [j for j in results.get("jobs", []) if not j.get("ok")]
-    if failed:
-        L += ["## Failed jobs", ""]
-        for j in failed:
-            L.append(f"- `{j['name']}`: {j.get('error', '?')}")
-        L += [""]
-    return "\n".join(L) + "\n"
+    return [*L, "", text("training_footnote"), ""]
 
 
 def _rounds(results: dict[str, Any]) -> list[str]:
     """The alternating-rounds table: each round's tokens/s per runner, and the per-round ratios."""
     L: list[str] = []
     for j in jobs(results, job="rounds"):
-        s = j["spec"]
         if not j.get("ok"):
             continue
-        r = j["result"]
+        s, r = j["spec"], j["result"]
         names = list(r["runners"])
-        twin = names[0]
-        L += [
-            f"### Alternating rounds: {s['size']}, {s['device']}, {s['dtype']}, batch {s['batch']}",
-            "",
-            f"One process, {len(r['rounds'])} rounds; each round times the GEMM roof and then one window of "
-            f"{s['steps_per_window']} step(s) of every runner, back to back, in an order that rotates "
-            "by one place per round. Ratios are taken within a round (the same load for both), then the "
-            "median and range over the rounds.",
-            "",
-            "| round | load | order | GEMM s/step | " + " | ".join(f"{n} tok/s" for n in names) + " |",
-            "|---|---|---|---|" + "---|" * len(names),
-        ]
+        L.append(
+            text(
+                "rounds_table",
+                size=s["size"],
+                device=s["device"],
+                dtype=s["dtype"],
+                batch=s["batch"],
+                rounds=len(r["rounds"]),
+                steps=s["steps_per_window"],
+                runner_columns=" | ".join(f"{n} tok/s" for n in names),
+                runner_rules="---|" * len(names),
+            )
+        )
         for i, rd in enumerate(r["rounds"]):
             gemm = rd.get("roof", {}).get("gemm_seconds")
-            L.append(
-                f"| {i + 1} | {fmt(rd.get('loadavg'))} | {', '.join(rd['order'])} | {fmt(gemm)} | "
-                + " | ".join(fmt(rd["tokens_per_s"][n]) for n in names)
-                + " |"
-            )
-        L += ["", "| ratio | median | min | max | per round |", "|---|---|---|---|---|"]
+            order, per_runner = ", ".join(rd["order"]), " | ".join(fmt(rd["tokens_per_s"][n]) for n in names)
+            L.append(f"| {i + 1} | {fmt(rd.get('loadavg'))} | {order} | {fmt(gemm)} | {per_runner} |")
+        L += ["", text("rounds_ratios_table")]
         for key, v in r["ratios"].items():
-            per = ", ".join(f"{x:.3f}" for x in v["samples"])
-            L.append(f"| {key} | {v['median']:.3f} | {v['min']:.3f} | {v['max']:.3f} | {per} |")
+            L.append(_ratio_row(key, v))
         for n in names:
             rr = r["runners"][n].get("roof_ratio")
             if rr:
-                per = ", ".join(f"{x:.3f}" for x in rr["samples"])
-                L.append(
-                    f"| {n} roof ratio | {rr['median']:.3f} | {rr['min']:.3f} | {rr['max']:.3f} | {per} |"
-                )
-        L += [
-            "",
-            f"Ratios are {twin} / the runner named; above 1 the twin is faster. Load: the 1-minute "
-            "load average as the round began (this machine has "
-            f"{results.get('machine', {}).get('cores')} cores).",
-            "",
-        ]
-        for n, why in r.get("skipped", {}).items():
-            L += [f"{n} could not run here: {why}", ""]
+                L.append(_ratio_row(text("rounds_roof_ratio", runner=n), rr))
+        cores = results.get("machine", {}).get("cores")
+        L += ["", text("rounds_note", twin=names[0], cores=cores), ""]
+        for n, reason in r.get("skipped", {}).items():
+            L += [text("rounds_skipped", runner=n, why=reason), ""]
     return L
 
 
-def curve_summary(results: dict[str, Any]) -> dict[str, Any] | None:
-    cs = {j["spec"]["runner"]: j for j in jobs(results, job="curve") if j.get("ok")}
-    if not cs:
-        return None
-    out: dict[str, Any] = {"runners": {}}
-    for runner, j in cs.items():
+def _ratio_row(name: str, v: dict[str, Any]) -> str:
+    per = ", ".join(f"{x:.3f}" for x in v["samples"])
+    return f"| {name} | {v['median']:.3f} | {v['min']:.3f} | {v['max']:.3f} | {per} |"
+
+
+def _roofs(results: dict[str, Any]) -> list[str]:
+    roofs = [r for r in train_rows(results) if r.get("roof") and not r.get("roof_from_twin")]
+    if not roofs:
+        return []
+    L = [text("roof_table")]
+    for r in roofs:
+        s, step = r["spec"], r["job"]["result"]["step_s"]["median"]
+        g = r["roof"]
+        share = max(0.0, 1 - g["gemm_seconds"] / step)
+        L.append(
+            f"| {s['size']} | {s['device']} | {s['dtype']} | {s['runner']} | "
+            f"{fmt(g['gemm_flops_per_s'] / 1e9)} | {fmt(g['gemm_seconds'])} | {fmt(step)} | {share:.0%} |"
+        )
+    return [*L, ""]
+
+
+def _inference(results: dict[str, Any]) -> list[str]:
+    inf = jobs(results, job="infer")
+    if not inf:
+        return []
+    L = [text("inference_table")]
+    for j in inf:
+        s = j["spec"]
+        head = f"| {s['device']} | {s['runner']} | {s['batch']} |"
+        if not j.get("ok"):
+            L.append(f"{head} {text('failed_cell', error=j.get('error', '?')[:80])} |||||||")
+            continue
         r = j["result"]
-        out["runners"][runner] = {
-            "first": r["losses"][0],
-            "last": r["losses"][-1],
-            "seconds": r["seconds"][-1],
-            "steps": len(r["losses"]),
-        }
-    if {"jai_torch", "jai_mlx"} <= cs.keys():
-        a, b = cs["jai_torch"]["result"]["losses"], cs["jai_mlx"]["result"]["losses"]
-        diffs = [abs(x - y) for x, y in zip(a, b, strict=False)]
-        out["max_abs_diff"] = max(diffs)
-        out["max_step"] = diffs.index(max(diffs))
-        out["median_abs_diff"] = sorted(diffs)[len(diffs) // 2]
-        out["first_abs_diff"] = diffs[0]
-    return out
+        d = r["decode_tokens_per_s"]
+        L.append(
+            f"{head} {s['prompt_len']} | {s['new_tokens']} | {fmt(r['prefill_tokens_per_s']['median'])} "
+            f"| {fmt(d['median'])} | {fmt(d['min'])}–{fmt(d['max'])} "
+            f"| {fmt(r['first_token_s']['median'] * 1e3)} | {mib(r.get('peak_bytes'))} "
+            f"| {mib(j.get('rss_peak_bytes'))} |"
+        )
+    return [*L, ""]
 
 
 def _curves(results: dict[str, Any]) -> list[str]:
@@ -476,28 +235,26 @@ def _curves(results: dict[str, Any]) -> list[str]:
         return []
     spec = jobs(results, job="curve")[0]["spec"]
     L = [
-        "## Loss curves",
-        "",
-        "Both twins from the same weights, on the same batches in the same order "
-        f"({spec['steps']} steps, batch "
-        f"{spec['batch']} x {spec['config']['block_size']}, vocab {spec['config']['vocab_size']:,}, warmup + "
-        f"cosine learning rate as in training; data: {results.get('data')}).",
-        "",
-        "| twin | first loss | last loss | seconds |",
-        "|---|---|---|---|",
+        text(
+            "curves_table",
+            steps=spec["steps"],
+            batch=spec["batch"],
+            block_size=spec["config"]["block_size"],
+            vocab=f"{spec['config']['vocab_size']:,}",
+            data=results.get("data"),
+        )
     ]
     for runner, r in cs["runners"].items():
         L.append(f"| {runner} | {r['first']:.4f} | {r['last']:.4f} | {r['seconds']:.1f} |")
     if "max_abs_diff" in cs:
-        L += [
-            "",
-            f"Largest per-step difference between the twins: {cs['max_abs_diff']:.2e} "
-            f"(step 0: {cs['first_abs_diff']:.2e}; at step {cs['max_step']}; median over the steps "
-            f"{cs['median_abs_diff']:.1e}). Step 0 compares the two forward passes on identical weights; "
-            "after it the trajectories drift apart as float32 rounding in the updates compounds, and the "
-            "drift shows most on the batches where the loss jumps (an outlier batch magnifies small weight "
-            "differences); the next steps come back together.",
-        ]
+        difference = text(
+            "curves_difference",
+            largest=f"{cs['max_abs_diff']:.2e}",
+            first=f"{cs['first_abs_diff']:.2e}",
+            step=cs["max_step"],
+            median=f"{cs['median_abs_diff']:.1e}",
+        )
+        L += ["", difference]
     return [*L, ""]
 
 
@@ -509,17 +266,8 @@ def _profile(results: dict[str, Any]) -> list[str]:
     rows = r["rows"]
     total = sum(x["per_step_s"] for x in rows)
     step = one(results, job="train", runner="jai_mlx", size=j["spec"]["size"], device="cpu", dtype="float32")
-    L = [
-        "## Where the MLX twin's CPU time goes",
-        "",
-        f"Each component of one training step (batch {r['batch']}), forward and backward, timed alone with "
-        "`mx.eval` (best of three), times how often it runs per step. Sum: "
-        f"{total:.2f} s"
-        + (f"; the compiled step measured {step['result']['step_s']['median']:.2f} s." if step else "."),
-        "",
-        "| component | per step | fwd ms | fwd+bwd ms | s per step | share | whose cost |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    compiled = text("profile_compiled", step=f"{step['result']['step_s']['median']:.2f}") if step else "."
+    L = [text("profile_table", batch=r["batch"], total=f"{total:.2f}", compiled=compiled)]
     for x in sorted(rows, key=lambda x: -x["per_step_s"]):
         L.append(
             f"| {x['component']} | {x['count']} | {x['fwd_s'] * 1e3:.1f} | {x['fwd_bwd_s'] * 1e3:.1f} "
@@ -527,185 +275,77 @@ def _profile(results: dict[str, Any]) -> list[str]:
         )
     rates = r.get("elementwise_per_s", {})
     if rates:
-        L += [
-            "",
-            "MLX CPU elementwise throughput (float32, one op over "
-            f"{r['batch']}·T·4d elements): " + ", ".join(f"{k} {v / 1e6:.0f} M/s" for k, v in rates.items()),
-        ]
+        per_s = ", ".join(f"{k} {v / 1e6:.0f} M/s" for k, v in rates.items())
+        L += ["", text("profile_elementwise", batch=r["batch"], rates=per_s)]
     alt = r.get("gelu_alternatives")
     if alt:
         a, b = alt["nn.gelu_approx"], alt["x*sigmoid(2z)"]
-        L += [
-            "",
-            f"GELU: the model's `gelu_new` (the tanh form written as `x * sigmoid(2z)`, compiled; largest "
-            f"difference from `nn.gelu_approx` {alt['max_abs_diff']:.1e}), fwd+bwd: "
-            f"{b['fwd_bwd_s'] * 1e3:.1f} ms vs {a['fwd_bwd_s'] * 1e3:.1f} ms for a compiled "
-            f"`nn.gelu_approx` ({a['fwd_bwd_s'] / b['fwd_bwd_s']:.2f}x).",
-        ]
+        gelu = text(
+            "profile_gelu",
+            difference=f"{alt['max_abs_diff']:.1e}",
+            ours=f"{b['fwd_bwd_s'] * 1e3:.1f}",
+            theirs=f"{a['fwd_bwd_s'] * 1e3:.1f}",
+            ratio=f"{a['fwd_bwd_s'] / b['fwd_bwd_s']:.2f}",
+        )
+        L += ["", gelu]
     return [*L, ""]
-
-
-def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two summaries' min-max ranges overlap: a ratio inside the run-to-run spread."""
-    return a["min"] <= b["max"] and b["min"] <= a["max"]
-
-
-def _train_why(results: dict[str, Any], t: dict[str, Any], twin: str, peer: str) -> str:
-    rows = {
-        r["spec"]["runner"]: r
-        for r in train_rows(results)
-        if r.get("ok")
-        and r["spec"]["size"] == results.get("size")
-        and r["spec"]["device"] == t["device"]
-        and r["spec"]["dtype"] == "float32"
-    }
-    a, b = rows.get(twin), rows.get(peer)
-    if not a or not b:
-        return "not measured."
-    sa, sb = a["job"]["result"]["step_s"]["median"], b["job"]["result"]["step_s"]["median"]
-    ta, tb = a["tokens_per_s"], b["tokens_per_s"]
-    text = f"{twin} {sa:.2f} s/step, {peer} {sb:.2f} s/step"
-    gemm = (a.get("roof") or {}).get("gemm_seconds")
-    if gemm:
-        text += (
-            f"; the step's matmuls alone take {gemm:.2f} s (the GEMM roof, timed in {twin}'s process), "
-            f"so {twin} spends {max(0.0, sa - gemm):.2f} s and {peer} {max(0.0, sb - gemm):.2f} s "
-            "outside them"
-        )
-    spread = (
-        "the two runners' min-max ranges overlap: the ratio is within this run's noise"
-        if _overlap(ta, tb)
-        else "their min-max ranges do not overlap"
-    )
-    ratio = rounds_ratio(results, twin, peer, results.get("size", "default"), t["device"])
-    if ratio:
-        spread = (
-            f"timed in alternating rounds, the per-round ratio ranged {ratio['min']:.2f}–{ratio['max']:.2f} "
-            f"over {ratio['n']} rounds"
-        )
-    if t["met"]:
-        return f"{text}; {spread}."
-    need = t["goal"] * sa
-    if twin == "jai_torch":
-        why = (
-            f"a {t['goal']}x lead needs {peer}'s step to take {need:.2f} s, i.e. to waste "
-            f"{max(0.0, need - sa):.2f} s more than ours outside the matmuls; it does not: both run the same "
-            "BLAS GEMMs (MKL), the same SDPA attention kernel and a multi-tensor AdamW, and both steps are "
-            "mostly GEMM time, which no model code can shorten"
-        )
-    else:
-        why = (
-            "both compile the whole step (forward, backward, clipping, AdamW) with mx.compile over the same "
-            "MLX CPU kernels and the same BLAS; the models differ only in the GELU (ours: the compiled "
-            "sigmoid form, see the profile) and in layout details"
-        )
-    return f"{text}; {spread}. {why}."
-
-
-def _decode_per_token(results: dict[str, Any], runner: str, device: str) -> float | None:
-    j = one(results, job="infer", runner=runner, size=results.get("size", "default"), device=device, batch=1)
-    return 1e3 / j["result"]["decode_tokens_per_s"]["median"] if j else None
-
-
-def _decode_why(results: dict[str, Any], t: dict[str, Any], twin: str, peer: str) -> str:
-    a, b = _decode_per_token(results, twin, t["device"]), _decode_per_token(results, peer, t["device"])
-    if a is None or b is None:
-        return "not measured."
-    cfg = GPTConfig(**results["config"]) if "config" in results else GPTConfig()
-    mb = cfg.num_params() * 4 / 1e6
-    text = (
-        f"batch-1 decode: {twin} {a:.1f} ms/token, {peer} {b:.1f} ms/token; every token reads all "
-        f"{mb:.0f} MB of float32 weights (a matrix-vector product per layer: memory-bound), "
-        f"{mb / a:.1f} GB/s for {twin}"
-    )
-    same = {"jai_torch": "torch", "transformers": "torch", "jai_mlx": "mlx", "mlx_lm": "mlx"}
-    cross = same[twin] != same[peer]
-    if t["met"]:
-        extra = " (across frameworks: this compares the CPU backends too)" if cross else ""
-        return f"{text}{extra}."
-    if cross:
-        return (
-            f"{text}. Across frameworks: the ratio measures the two CPU backends as much as the models; "
-            f"MLX's CPU backend runs each op's kernel with more fixed cost per op than PyTorch's, which "
-            "dominates the ~100 small ops of a batch-1 decode step."
-        )
-    return (
-        f"{text}. Both read the same weights through the same framework's matrix-vector kernels, so both "
-        f"sit near the same memory-bandwidth floor; a {t['goal']}x lead would need the peer to spend a third "
-        "of every decode step on overhead (Python, sampling, cache bookkeeping), and at this size it does "
-        "not."
-    )
-
-
-def _why(results: dict[str, Any], t: dict[str, Any]) -> str:
-    if t["value"] is None:
-        return "not measured in this run."
-    if t["id"] == "torch_roof":
-        r = next(
-            (
-                r
-                for r in train_rows(results)
-                if r["spec"]["runner"] == "jai_torch"
-                and r["spec"]["size"] == results.get("size")
-                and r["spec"]["device"] == t["device"]
-                and r["spec"]["dtype"] == "float32"
-                and r.get("roof")
-            ),
-            None,
-        )
-        if not r:
-            return ""
-        step, gemm = r["job"]["result"]["step_s"]["median"], r["roof"]["gemm_seconds"]
-        return (
-            f"the step's matmuls alone take {gemm:.2f} s of its {step:.2f} s; the other "
-            f"{max(0.0, step - gemm):.2f} s are elementwise work (GELU, LayerNorm, softmax, the loss's exp "
-            "over the vocabulary, AdamW) and the step's own overhead"
-            + ("." if t["met"] else f"; the goal needs them below {1 - t['goal']:.0%} of the step.")
-        )
-    if t["id"] == "torch_vs_hf":
-        return _train_why(results, t, "jai_torch", "transformers")
-    if t["id"] == "torch_vs_nanogpt":
-        return _train_why(results, t, "jai_torch", "nanogpt")
-    if t["id"] == "torch_compiled_roof":
-        return (
-            "the compiled twin's step (torch.compile of the model's forward pass; the loss, backward "
-            "bookkeeping, clipping and AdamW stay eager), timed in the same rounds as the eager twin; "
-            "compile time is spent in the warm-up steps and not counted."
-        )
-    if t["id"] == "mlx_vs_mlxlm":
-        return _train_why(results, t, "jai_mlx", "mlx_lm")
-    twin = "jai_torch" if t["id"].startswith("torch") else "jai_mlx"
-    peer = "transformers" if t["id"].endswith("_hf") else "mlx_lm"
-    return _decode_why(results, t, twin, peer)
 
 
 def _misses(results: dict[str, Any], tg: list[dict[str, Any]]) -> list[str]:
     if not tg:
         return []
-    L = [
-        "## Targets: met or missed, and why",
-        "",
-        "The figures are medians of this run; on a shared machine (see the load average above) a ratio "
-        "whose two runners' min-max ranges overlap is within the noise.",
-        "",
-    ]
+    L = [text("targets_why"), ""]
     missed = [t for t in tg if t["met"] is False]
     if missed:
-        L += ["### Missed targets: why", ""]
+        L += [text("missed_heading"), ""]
         for t in missed:
+            value = fmt(t["value"])
             L.append(
-                f"- **{t['target']}** ({t['device']}): {fmt(t['value'])} < {t['goal']}. {_why(results, t)}"
+                text(
+                    "missed",
+                    target=t["target"],
+                    device=t["device"],
+                    value=value,
+                    goal=t["goal"],
+                    why=why(results, t),
+                )
             )
         L += [""]
     met = [t for t in tg if t["met"]]
     if met:
-        L += ["### Met targets", ""]
+        L += [text("met_heading"), ""]
         for t in met:
+            value = fmt(t["value"])
             L.append(
-                f"- **{t['target']}** ({t['device']}): {fmt(t['value'])} ≥ {t['goal']}. {_why(results, t)}"
+                text(
+                    "met",
+                    target=t["target"],
+                    device=t["device"],
+                    value=value,
+                    goal=t["goal"],
+                    why=why(results, t),
+                )
             )
         L += [""]
     rest = [t for t in tg if t["met"] is None]
-    for t in rest:
-        L.append(f"- {t['target']} ({t['device']}): not measured.")
+    L += [text("not_measured", target=t["target"], device=t["device"]) for t in rest]
     return [*L, ""] if rest else L
+
+
+def _plots(results: dict[str, Any]) -> list[str]:
+    plots = results.get("plots", {})
+    if not plots:
+        return []
+    return [text("plots"), "", *(f"![{name}]({path})" for name, path in plots.items()), ""]
+
+
+def _failed(results: dict[str, Any]) -> list[str]:
+    failed = [j for j in results.get("jobs", []) if not j.get("ok")]
+    if not failed:
+        return []
+    return [
+        text("failed_jobs"),
+        "",
+        *(text("failed_job", name=j["name"], error=j.get("error", "?")) for j in failed),
+        "",
+    ]

@@ -3,7 +3,8 @@ turns one into a line on stderr and an exit code, so the same kind of mistake ex
 command. Tracebacks are left for bugs.
 
 Exit codes: 2 for bad input (a flag, a file, a field, a tensor: fix it and run again), 1 for a run that
-failed on good input (training diverged, the disk filled up), 130 for an interrupt.
+failed on good input (training diverged, the disk filled up), 130 for an interrupt, 141 (quietly) when
+the reader of stdout has gone (`jai --help | head -1`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
+from string import Template
 
 import pytest
 
@@ -250,3 +253,39 @@ def test_alternating_rounds_feed_the_targets_and_their_table(results):
     assert "### Alternating rounds: tiny, cpu, float32, batch 4" in md
     assert "| jai_torch/transformers | 1.300 |" in md and "| round | load | order |" in md
     assert "| 2 |" in md and "transformers, nanogpt, jai_torch" in md  # round 2's rotated order
+
+
+def test_every_placeholder_of_the_template_is_filled_and_none_is_left_over(results, tmp_path):
+    """benchmarks/report_template.md against the code that fills it: every block is filled somewhere,
+    each call names exactly its block's placeholders (report_text.text refuses any other at run time,
+    and this reads every call, run or not), and a rendered report has no placeholder left."""
+    from jai.benchmarks import report_figures, report_text, report_why
+
+    blocks = report_text.blocks()
+    calls: list[tuple[str, set[str]]] = []
+    for module in (report, report_figures, report_why):
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "text":
+                keys = {k.arg for k in node.keywords}
+                assert None not in keys, ast.unparse(node)  # text(name, **values) would hide its keys
+                calls += [(name, keys) for name in block_names(node.args[0])]
+    assert {name for name, _ in calls} == set(blocks)  # no block unused, no call to a missing one
+    for name, keys in calls:
+        assert keys == set(blocks[name].get_identifiers()), name
+    results["plots"] = plots.write_all(results, tmp_path)
+    results["notes"] = ["a note"]
+    md = report.render(results)
+    assert Template.pattern.search(md) is None, md  # nothing of the form $name, ${name} or $$
+
+
+def block_names(arg: ast.expr) -> list[str]:
+    """The block names a call's first argument can be: "name", "a" if x else "b", or f"target_{key}"."""
+    from jai.benchmarks.report_figures import TARGETS
+
+    if isinstance(arg, ast.Constant):
+        return [arg.value]
+    if isinstance(arg, ast.IfExp):
+        return block_names(arg.body) + block_names(arg.orelse)
+    if isinstance(arg, ast.JoinedStr) and ast.unparse(arg) == "f'target_{key}'":
+        return [f"target_{key}" for key in TARGETS]
+    raise AssertionError(f"a block name this test cannot read: {ast.unparse(arg)}")

@@ -84,6 +84,7 @@ def test_the_wheel_holds_every_package_and_no_generic_name(wheel):
                 assert f"{installed}/{py.relative_to(ROOT / folder).as_posix()}" in names, py
     assert "jai/data/jobs/postings.json" in names  # what `jai prepare` and `jai run` use by default
     assert "jai/server/page.html" in names  # the web page `jai serve` shows at /
+    assert "jai/benchmarks/report_template.md" in names  # the words of `jai bench`'s report
 
 
 def test_every_command_starts_from_the_wheel(venv, tmp_path):

@@ -2,18 +2,23 @@
 
 A path may be a checkpoint or a training run's out dir (its `ckpt/`); the checkpoint may be missing because
 a save was interrupted between its two renames (jai/checkpoint/recovery.py restores it); it may be float
-or quantized (jai/checkpoint/inspect.py). Commands and twins open checkpoints through here; the modules
-below never do, so none of them imports another back.
+or quantized (jai/checkpoint/inspect.py); or it may hold a LoRA adapter, opened over the base it names
+(jai/checkpoint/lora.py). Commands and twins open checkpoints through here; the modules below never do,
+so none of them imports another back.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from jai.checkpoint import weights
 from jai.checkpoint.inspect import inspect_checkpoint
+from jai.checkpoint.lora import ADAPTER_CONFIG, LoraConfig, read_adapter, read_adapter_config
 from jai.checkpoint.recovery import recover_checkpoint
 from jai.checkpoint.train_state import CKPT_DIR
 from jai.checkpoint.weights import CheckpointError
@@ -59,3 +64,27 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
             return ckpt
     inspect_checkpoint(path, quantized=True)  # the precise complaint up front: not a dir, bad tensors
     return path
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter over its base, both checked: the adapter's tensors fit the base's model."""
+
+    dir: Path  # holds adapter_config.json and adapter_model.safetensors
+    base_dir: Path  # the base checkpoint, resolved
+    model: GPTConfig  # the base's model
+    lora: LoraConfig
+    tensors: dict[str, np.ndarray]  # `h.0.attn.c_attn.lora_A` ... (the twins' names), float32
+
+
+def open_adapter(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Adapter:
+    """The adapter in `path` (or in `<path>/ckpt`, a LoRA run's out dir) over `base`, by default the base
+    its adapter_config.json names; the base is opened as any checkpoint is (recovered, validated)."""
+    path = Path(path)
+    if (path / CKPT_DIR / ADAPTER_CONFIG).is_file():
+        path = path / CKPT_DIR
+    _, recorded = read_adapter_config(path)
+    base_dir = resolve_checkpoint(base or recorded)
+    model, _ = open_checkpoint(base_dir)
+    config, _, tensors = read_adapter(path, model)
+    return Adapter(path, base_dir, model, config, tensors)

@@ -72,6 +72,10 @@ BAD_PATH = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectory
 BAD_PATH_ERRNOS = (errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
 EXIT_FILE_SYSTEM = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+# 128 + SIGPIPE: what a shell reports for `seq 1000000 | head -1`'s seq, which the signal ends when head
+# has gone. Python ignores SIGPIPE and raises BrokenPipeError instead; answering as a killed Unix tool
+# does (not 0, not Python's 1) lets `set -o pipefail` scripts treat jai like any other writer.
+EXIT_BROKEN_PIPE = 141
 
 
 def one_line(text: str) -> str:
@@ -150,7 +154,22 @@ def invocation() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run one command; a reader that closed our stdout early (`jai --help | head -1`) ends it quietly."""
+    try:
+        try:
+            return dispatch(sys.argv[1:] if argv is None else argv)
+        finally:
+            # Flush here, for a return and for argparse's --help (SystemExit) alike: left to the
+            # interpreter's exit, a failed flush prints "Exception ignored ... BrokenPipeError".
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The Python docs' recipe: point stdout at /dev/null so the exit-time flush of what is still
+        # buffered succeeds silently instead of raising a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("JAI: a small GPT trained on job postings, built twice (MLX and PyTorch).\n")
         print(USAGE)
@@ -165,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\njai {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `jai sample ... | head`: the reader has gone; that is not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second complaint at exit
-        return 0
+    except BrokenPipeError:  # an OSError, but no file system's failure: main's to end quietly
+        raise
     except Exception as e:
         code = report(name, e)
         if code is None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from safetensors.numpy import load_file, save_file
 
-from jai.checkpoint import folder, hf_files, lora, weights
-from jai.checkpoint.folder import resolve_checkpoint
+from jai.checkpoint import hf_files, lora, weights
+from jai.checkpoint.folder import open_adapter
 from jai.errors import InputError
 
 EPILOG = """\
@@ -38,26 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fuse(adapter_dir: str | Path, out: str | Path, base: str | Path | None = None) -> Path:
-    adapter_dir, out = Path(adapter_dir), Path(out)
-    if (adapter_dir / "ckpt" / lora.ADAPTER_CONFIG).is_file():
-        adapter_dir = adapter_dir / "ckpt"
+    out = Path(out)
     if out.exists():
         raise InputError(f"{out}: already exists; jai fuse writes a new checkpoint")
-    _, recorded = lora.read_adapter_config(adapter_dir)
-    base_dir = resolve_checkpoint(base or recorded)
-    cfg, _ = folder.open_checkpoint(base_dir)
-    config, _, adapter = lora.read_adapter(adapter_dir, cfg)
-    fused = lora.fuse(load_file(base_dir / weights.WEIGHTS_FILE), config, adapter)
+    adapter = open_adapter(adapter_dir, base)
+    fused = lora.fuse(load_file(adapter.base_dir / weights.WEIGHTS_FILE), adapter.lora, adapter.tensors)
     tokenizer = next(
         (
             d / weights.TOKENIZER_FILE
-            for d in (adapter_dir, base_dir)
+            for d in (adapter.dir, adapter.base_dir)
             if (d / weights.TOKENIZER_FILE).is_file()
         ),
         None,
     )
     hf_files.save_checkpoint(
-        out, cfg, "jai.fuse", lambda p: save_file(fused, p, metadata=weights.METADATA), tokenizer
+        out, adapter.model, "jai.fuse", lambda p: save_file(fused, p, metadata=weights.METADATA), tokenizer
     )
     return out
 

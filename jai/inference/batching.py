@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jai.inference.decode import Batch, backend_for
+from jai.inference.decode import Batch, Row, backend_for
 from jai.inference.sampling import SamplingConfig, check_prompts
 
 log = logging.getLogger(__name__)
@@ -217,14 +217,15 @@ class BatchEngine:
     # --- the worker thread --------------------------------------------------------------------------
 
     def _work(self) -> None:
-        """Each round: wait for work, drop cancelled requests, let waiting ones join, decode one step."""
+        """Each round: wait for work and collect cancellations, finish the cancelled requests, admit
+        waiting ones into the batch, decode one step (prefilling those that joined), emit its tokens."""
         self._batch = Batch(self.backend, capacity=self.max_batch, cache=self._cache)
         while (cancelled := self._next_round()) is not None:
             for request in cancelled:
                 self._finish(request, "cancelled")
             self._admit()
-            if self._running:
-                self._step()
+            if self._running and (produced := self._decode()) is not None:
+                self._emit(produced)
 
     def _next_round(self) -> list[Request] | None:
         """Wait until there is work; the requests to cancel now, or None once closed with nothing left."""
@@ -253,19 +254,28 @@ class BatchEngine:
             row = self._batch.add(request.prompt, sampler, owner=request)
             self._running[request] = row
 
-    def _step(self) -> None:
+    def _decode(self) -> list[tuple[Row, int | None]] | None:
+        """One step of the batch: a token for every running request. None when the step failed: every
+        running request has then ended with the error, and the engine goes on serving."""
         try:
             produced = self._batch.step()
         except Exception as e:  # a bug or a device failure: fail the running requests, keep serving
             log.exception("decode step failed")
-            # The batch may be half-updated: start a fresh one, with none of its rows left to remove.
-            self._batch = Batch(self.backend, capacity=self.max_batch, cache=self._cache)
-            with self._lock:
-                self._running = dict.fromkeys(self._running)
-            for request in list(self._running):
-                self._finish(request, "error", e)
-            return
+            self._fail_running(e)
+            return None
         self._counts["steps"] += 1
+        return produced
+
+    def _fail_running(self, error: Exception) -> None:
+        # The batch may be half-updated: start a fresh one, with none of its rows left to remove.
+        self._batch = Batch(self.backend, capacity=self.max_batch, cache=self._cache)
+        with self._lock:
+            self._running = dict.fromkeys(self._running)
+        for request in list(self._running):
+            self._finish(request, "error", error)
+
+    def _emit(self, produced: list[tuple[Row, int | None]]) -> None:
+        """Each row's new token to its request; the requests whose row ended finish."""
         for row, token in produced:
             request = row.owner
             if token is not None:

@@ -198,31 +198,46 @@ class Batch:
         Rows that end in this step (a stop id, or max_new_tokens) have `finish_reason` set and have left.
         """
         with self.backend.context():
-            for row in [r for r in self.in_cache if r.cached == self.block_size]:
-                self._uncache(row)  # a full cache: recompute the window (see the module docstring)
-            order, parts = list(self.in_cache), []
-            if order:  # one new position per cached row, each after its own cached tokens
-                parts.append(self.backend.logits([[r.window[-1]] for r in order], self.cache))
-                for row in order:
-                    row.cached += 1
-            pending = [r for r in self.rows if not r.cached]
-            for rows in group_by_length([r.window for r in pending]):  # rows of one length share a prefill
-                group = [pending[i] for i in rows]
-                windows = [r.window for r in group]
-                if self.cache is None:
-                    parts.append(self.backend.logits(windows))
-                else:
-                    cache = self.backend.cache(len(group))
-                    parts.append(self.backend.logits(windows, cache))
-                    for ours, theirs in zip(self.cache, cache, strict=True):
-                        ours.append_rows(theirs)
-                    for row in group:
-                        row.cached = len(row.window)
-                    self.in_cache += group
-                order += group
-            logits = parts[0] if len(parts) == 1 else self.backend.concat(parts)
-            tokens = self._sample(logits, order)
-            return self._advance(order, tokens)
+            self._make_room()
+            parts = self._decode() + self._prefill()  # (rows, their logits): cached rows first
+            order = [row for rows, _ in parts for row in rows]
+            logits = parts[0][1] if len(parts) == 1 else self.backend.concat([x for _, x in parts])
+            return self._advance(order, self._sample(logits, order))
+
+    def _make_room(self) -> None:
+        """A row whose cache is full leaves it, to be prefilled again (see the module docstring)."""
+        for row in [r for r in self.in_cache if r.cached == self.block_size]:
+            self._uncache(row)
+
+    def _decode(self) -> list[tuple[list[Row], Tensor]]:
+        """One new position per cached row, each after its own cached tokens, in one forward pass."""
+        order = list(self.in_cache)
+        if not order:
+            return []
+        logits = self.backend.logits([[r.window[-1]] for r in order], self.cache)
+        for row in order:
+            row.cached += 1
+        return [(order, logits)]
+
+    def _prefill(self) -> list[tuple[list[Row], Tensor]]:
+        """The rows not in the cache (new, or made room for): their whole windows, rows of one length in
+        one forward pass; with a cache, their keys and values join the batch's."""
+        pending = [r for r in self.rows if not r.cached]
+        out = []
+        for rows in group_by_length([r.window for r in pending]):
+            group = [pending[i] for i in rows]
+            windows = [r.window for r in group]
+            if self.cache is None:
+                out.append((group, self.backend.logits(windows)))
+                continue
+            cache = self.backend.cache(len(group))
+            out.append((group, self.backend.logits(windows, cache)))
+            for ours, theirs in zip(self.cache, cache, strict=True):
+                ours.append_rows(theirs)
+            for row in group:
+                row.cached = len(row.window)
+            self.in_cache += group
+        return out
 
     def _sample(self, logits: Tensor, order: list[Row]) -> list[int]:
         found = entries([row.history for row in order])
