@@ -17,7 +17,7 @@ from tokenizers import models
 from jai import cli
 from jai.data.postings import load_postings
 from jai.data.prepare import main, prepare, split_postings
-from jai.data.qa import DOC, DOC_END, render_doc
+from jai.data.qa import DOC, DOC_END, drill_samples, render_doc
 from jai.dataset import MAX_VOCAB, DatasetError, TokenBin, check_vocab, write_bins
 from jai.tokenizer import CONTROL_TOKENS, Tokenizer
 
@@ -237,6 +237,27 @@ def test_prepare_end_to_end(sample_slice: Path, tmp_path: Path) -> None:
     assert (reused / "train.bin").read_bytes() != (
         out / "train.bin"
     ).read_bytes()  # another seed, another split
+
+
+def test_drills_go_to_the_train_split_only(sample_slice: Path, tmp_path: Path) -> None:
+    kw = {"vocab_size": 1200, "val_fraction": 0.2, "seed": 3, "show_progress": False, "log": lambda _: None}
+    plain = prepare([sample_slice], tmp_path / "plain", **kw)
+    drilled = prepare([sample_slice], tmp_path / "drilled", drills=True, **kw)
+    assert (plain["drills"], drilled["drills"]) == (False, True)
+    # the same validation samples (their token counts differ: the tokenizer learned from the drills too)
+    assert drilled["splits"]["val"]["samples"] == plain["splits"]["val"]["samples"]
+    added = drilled["splits"]["train"]["samples"] - plain["splits"]["train"]["samples"]
+    assert added == sum(
+        1 for _ in drill_samples(split_postings(load_postings(sample_slice)[0], 0.2, 3)[0], 3)
+    )
+    # a drill's document is a header: its title line, then only "Label: value" lines up to [/DOC]
+    tok = Tokenizer.load(tmp_path / "drilled" / "tokenizer.json")
+    docs = [
+        d.split(DOC_END)[0].strip()
+        for d in tok.decode(TokenBin(tmp_path / "drilled" / "train.bin").data).split(DOC)[1:]
+    ]
+    headers = [d for d in docs if "\n\n" not in d and "…" not in d]  # not a posting shortened to fit
+    assert len(headers) >= added and all(all(": " in line for line in d.splitlines()) for d in headers)
 
 
 def test_prepare_refuses_bad_settings(sample_slice: Path, tmp_path: Path) -> None:
