@@ -35,6 +35,7 @@ EXAMPLES = """examples:
   jai bench --only train,peers --rounds 6      # training speed only: twins vs peers, 6 rounds
   jai bench --only train,peers --no-compile    # the same without the compiled PyTorch twin
   jai bench --only train,peers --batch 4 --blas-threads 1  # a short comparison on a busy machine
+  jai bench --only train,peers,memory --batch 4,8,16 --no-compile  # issue 20's goals, met or not
   jai bench --full --out bench-results/full    # the long version, ~30-40 min on a 2-core CPU
   jai bench --data out/data --steps 100        # loss curves on a prepared corpus
   jai bench --blas-threads 1                   # MLX workers with one OpenBLAS thread (busy machines)
@@ -109,10 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--batch",
-        type=int,
-        default=None,
-        help="training batch of the alternating rounds (default: the size's own, 16 at the default size); "
-        "a smaller one keeps a run short on a busy machine",
+        type=_batches,
+        default=(),
+        help="training batch(es) of the alternating rounds, e.g. 8 or 4,8,16: one rounds job per batch "
+        "(default: the size's own, 16 at the default size); a smaller one keeps a run short on a busy "
+        "machine",
     )
     p.add_argument(
         "--no-compile",
@@ -141,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
         "its data dir for validation perplexity); default: the run's untrained starting weights",
     )
     return p
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of batch sizes: {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive: {text!r}")
+    return out
 
 
 def _parts(text: str | None, quick: bool = False) -> tuple[str, ...]:
@@ -286,7 +298,7 @@ def _main(argv: list[str] | None) -> int:
         full=args.full,
         rounds=args.rounds,
         compile=False if args.no_compile else None,
-        train_batch=args.batch,
+        train_batches=args.batch,
     )
     out_dir = args.out or Path("bench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(out_dir).resolve()
@@ -387,8 +399,18 @@ def _main(argv: list[str] | None) -> int:
     results["wall_s"] = time.perf_counter() - t0
     results["machine"]["loadavg_end"] = machine.loadavg()
 
-    from jai.benchmarks import lora_bench, plots, quant_bench, report, retrieval_bench, scaling, serve_bench
+    from jai.benchmarks import (
+        goals,
+        lora_bench,
+        plots,
+        quant_bench,
+        report,
+        retrieval_bench,
+        scaling,
+        serve_bench,
+    )
 
+    results["goals"] = goals.evaluate(results)
     results["plots"] = plots.write_all(results, out_dir)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     (out_dir / "report.md").write_text(
@@ -437,7 +459,7 @@ def per_runner(rounds_job: dict[str, Any]) -> list[dict[str, Any]]:
         result = {**r, "peak_bytes": None}
         if runner == twin and res.get("roof"):
             result["roof"] = res["roof"]
-        name = f"train {spec['size']} {runner} {spec['device']} {spec['dtype']}"
+        name = f"train {spec['size']} {runner} {spec['device']} {spec['dtype']} b{spec['batch']}"
         out.append(
             {
                 "name": name,

@@ -12,6 +12,7 @@ about a minute on the tiny model; `--full` the long version. On a GPU the same p
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,20 @@ FRAMEWORK = {
     "mlx_lm": "mlx",
 }
 # +quant_bench, serve_bench, scaling, lora_bench, retrieval_bench
-PARTS = ("train", "inference", "curves", "peers", "profile", "quant", "serve", "scaling", "lora", "retrieval")
+# memory: the PyTorch twin's and the nanoGPT-style model's training peak, one process each (issue 20's goal)
+PARTS = (
+    "train",
+    "inference",
+    "curves",
+    "peers",
+    "memory",
+    "profile",
+    "quant",
+    "serve",
+    "scaling",
+    "lora",
+    "retrieval",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,8 @@ class Settings:
     larger: bool = True  # also time the twins' training at the next size up (training only)
     rounds: int = 4  # alternating rounds of the training-speed comparison (benchmarks/rounds.py)
     compile: bool = True  # also time the PyTorch twin's compiled step (jai train --compile)
-    train_batch: int | None = None  # the rounds job's batch, if not the size's own (jai bench --batch)
+    # the rounds jobs' batches, if not the size's own (jai bench --batch 4,8,16): one rounds job each
+    train_batches: tuple[int, ...] = ()
 
 
 # `jai bench --quick`: a smoke run of about a minute, on the tiny model unless --config says otherwise.
@@ -113,7 +128,7 @@ def settings_for(
     full: bool = False,
     rounds: int | None = None,
     compile: bool | None = None,
-    train_batch: int | None = None,
+    train_batches: tuple[int, ...] = (),
 ) -> Settings:
     s = QUICK if quick else FULL if full else Settings()
     changes: dict[str, Any] = {}
@@ -125,8 +140,8 @@ def settings_for(
         changes["rounds"] = rounds
     if compile is not None:
         changes["compile"] = compile
-    if train_batch is not None:
-        changes["train_batch"] = train_batch
+    if train_batches:
+        changes["train_batches"] = tuple(train_batches)
     return Settings(**{**s.__dict__, **changes})
 
 
@@ -165,14 +180,15 @@ def make_jobs(
                 if sz == size:  # the primary size: the twin and its peers in one job, alternating
                     runners = [twin] + (ROUND_PEERS[fw] if "peers" in parts else [])
                     runners += [COMPILED[fw]] if s.compile and fw in COMPILED else []
-                    for dtype in dtypes:
+                    batches = s.train_batches or (batch_for(sz, dev),)
+                    for dtype, b in itertools.product(dtypes, batches):
                         spec = {
                             "job": "rounds",
                             "runner": twin,
                             "runners": runners,
                             "size": sz,
                             "config": cfg.__dict__.copy(),
-                            "batch": s.train_batch or batch_for(sz, dev),
+                            "batch": b,
                             "device": dev,
                             "dtype": dtype,
                             "ckpt": ckpt[sz],
@@ -182,7 +198,8 @@ def make_jobs(
                             "seed": seed,
                         }
                         ticks = len(runners) * (s.warmup + s.rounds)
-                        jobs.append(Job(f"train {sz} {'+'.join(runners)} {dev} {dtype}", spec, ticks))
+                        name = f"train {sz} {'+'.join(runners)} {dev} {dtype} b{b}"
+                        jobs.append(Job(name, spec, ticks))
                     continue
                 for dtype in dtypes:
                     for runner in [twin]:
@@ -203,6 +220,21 @@ def make_jobs(
                         }
                         jobs.append(Job(f"train {sz} {runner} {dev} {dtype}", spec, s.warmup + s.windows))
             cfg = SIZES[size][0]
+            if "memory" in parts and fw == "torch":
+                for runner in ("jai_torch", "nanogpt"):
+                    spec = {
+                        "job": "peak",
+                        "runner": runner,
+                        "size": size,
+                        "config": cfg.__dict__.copy(),
+                        "batch": batch_for(size, dev),
+                        "device": dev,
+                        "dtype": "float32",
+                        "ckpt": ckpt[size],
+                        "steps": 2,
+                        "seed": seed,
+                    }
+                    jobs.append(Job(f"peak {size} {runner} {dev}", spec, 2))
             if "inference" in parts:
                 runners = [twin] + ([peer] if "peers" in parts else [])
                 for runner in runners:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jai.benchmarks import flops
+from jai.benchmarks import flops, goals
 from jai.benchmarks.report_figures import curve_summary, jobs, one, targets, train_rows
 from jai.benchmarks.report_text import fmt, mib, text
 from jai.benchmarks.report_why import why
@@ -20,6 +20,7 @@ def render(results: dict[str, Any]) -> str:
     L = [text("title"), "", *_machine(results), "", _primary_size(results), ""]
     L += [text("note", note=note) for note in results.get("notes", [])]
     L += _targets(tg)
+    L += goals.render(results)
     L += _training(results)
     L += _rounds(results)
     L += _roofs(results)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from jai.benchmarks import flops
 from jai.benchmarks.rounds import alternate
 from jai.benchmarks.stats import clock, decode_rates, summarize
+from jai.benchmarks.worker import rss_peak_bytes
 from jai.config import GPTConfig
 from jai.train_config import TrainConfig, learning_rate
 from jai_torch.checkpoint import load_model as load_twin
@@ -177,6 +178,24 @@ def train(spec: dict[str, Any], progress) -> dict[str, Any]:
         out["gemm_s"] = time_gemms(gemms, spec["dtype"], device)
         out["roof"] = flops.roof(out["gemm_s"], gemms)
     return out
+
+
+def peak(spec: dict[str, Any], progress) -> dict[str, Any]:
+    """One runner's training peak memory, alone in its process: the allocator's peak on a GPU; on the CPU
+    the worker's peak RSS (benchmarks/worker.py), with the RSS before the first step beside it."""
+    cfg = GPTConfig(**spec["config"])
+    device = spec.get("device", "cpu")
+    tc = TrainConfig(batch_size=spec["batch"], dtype=spec["dtype"], warmup_steps=0)
+    run, _ = make_step(spec["runner"], load(spec["runner"], spec["ckpt"], device), tc, device)
+    xn, yn = batch(cfg, spec["batch"], spec["seed"])
+    x, y = torch.from_numpy(xn).long().to(device), torch.from_numpy(yn).long().to(device)
+    rss_before = rss_peak_bytes()
+    reset_peak(device)
+    losses = []
+    for _ in range(spec["steps"]):
+        losses.append(run(x, y))
+        progress()
+    return {"losses": losses, "peak_bytes": peak_memory(device), "rss_before_bytes": rss_before}
 
 
 def rounds(spec: dict[str, Any], progress) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 
-TORCH_RUNNERS = ("jai_torch", "transformers")
+TORCH_RUNNERS = ("jai_torch", "transformers", "nanogpt")
 MLX_RUNNERS = ("jai_mlx", "mlx_lm")
 
 
