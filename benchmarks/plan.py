@@ -21,11 +21,12 @@ from jai.config import GPTConfig
 # name -> (model, training batch on a GPU, training batch on the CPU)
 SIZES: dict[str, tuple[GPTConfig, int, int]] = {
     "tiny": (GPTConfig(vocab_size=256, block_size=32, n_layer=2, n_head=2, n_embd=64), 4, 4),
+    "small": (GPTConfig(n_layer=4, n_head=4, n_embd=256), 8, 8),  # `jai run`'s model and batch
     "default": (GPTConfig(), 16, 16),  # nanoGPT's shakespeare_char shape, our vocabulary
     # GPT-2 small's shape. On the CPU at batch 2: a step at batch 16 would take minutes there.
     "large": (GPTConfig(n_layer=12, n_head=12, n_embd=768), 16, 2),
 }
-LARGER = {"tiny": "default", "default": "large", "large": None}
+LARGER = {"tiny": "default", "small": "default", "default": "large", "large": None}
 
 TWINS = {"torch": "jai_torch", "mlx": "jai_mlx"}
 PEERS = {"torch": "transformers", "mlx": "mlx_lm"}
