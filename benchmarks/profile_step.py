@@ -102,7 +102,8 @@ def profile(batch: int, layers: int, heads: int, width: int, context: int, vocab
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jai.benchmarks.profile_step", description=__doc__.split("\n")[0])
+    desc = __doc__.split("\n")[0]
+    p = argparse.ArgumentParser(prog="python -m jai.benchmarks.profile_step", description=desc)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--heads", type=int, default=6)
