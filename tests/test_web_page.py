@@ -28,9 +28,9 @@ QUESTION = "What does K-Style Fashion pay its Merchandiser?"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("page")
-    add_postings(tmp / "index.db", load_postings(BUNDLED_SAMPLE)[0])
+    add_postings(tmp / "index", load_postings(BUNDLED_SAMPLE)[0])
     ckpt = make_checkpoint(tmp / "run", block_size=256)  # room for an English question of this vocabulary
-    s = ServerProcess(ckpt, "--index", str(tmp / "index.db"), log=tmp / "serve.log")
+    s = ServerProcess(ckpt, "--index", str(tmp / "index"), log=tmp / "serve.log")
     yield s
     s.stop()
 
