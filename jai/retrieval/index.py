@@ -92,14 +92,14 @@ def _schema() -> Any:
     return builder.build()
 
 
-def _document(p: Posting, stored: bytes) -> Any:
-    fields = dict(zip(WEIGHTS, (p.title, p.company, p.location, render_doc(p)), strict=True))
+def _document(p: Posting, doc: str, stored: bytes) -> Any:
+    fields = dict(zip(WEIGHTS, (p.title, p.company, p.location, doc), strict=True))
     analysed = {name: " ".join(terms(text or "")) for name, text in fields.items()}
     return _tantivy().Document(id=p.id, posting=stored, **analysed)
 
 
-def _stored(p: Posting) -> bytes:
-    record = {"title": p.title, "company": p.company, "location": p.location, "doc": render_doc(p)}
+def _stored(p: Posting, doc: str) -> bytes:
+    record = {"title": p.title, "company": p.company, "location": p.location, "doc": doc}
     return json.dumps(record, ensure_ascii=False).encode()
 
 
@@ -172,7 +172,8 @@ def _write(index: Any, postings: Iterable[Posting]) -> AddReport:
     writer = _writer(index)
     try:
         for p in postings:
-            stored = _stored(p)
+            doc = render_doc(p)
+            stored = _stored(p, doc)
             old = batch[p.id] if p.id in batch else _stored_in(searcher, schema, p.id)
             if old == stored:
                 report.unchanged += 1
@@ -183,7 +184,7 @@ def _write(index: Any, postings: Iterable[Posting]) -> AddReport:
                 report.replaced += 1
             else:
                 report.added += 1
-            writer.add_document(_document(p, stored))
+            writer.add_document(_document(p, doc, stored))
             batch[p.id] = stored
         writer.commit()
     except BaseException:
