@@ -54,6 +54,18 @@ def test_finds_postings_by_company_title_and_place(bundled, index_path):
     assert index.search("??? 은 는", k=3) == []  # nothing left to search once stop words and particles go
 
 
+def test_every_build_ranks_alike(bundled, index_path, tmp_path):
+    """Ties (the same text under two ids) rank in the order the postings were added, on every build:
+    one indexing thread writes them to one segment in order, not to as many as the scheduler fills."""
+    add_postings(tmp_path / "again", bundled)
+    first, again = PostingIndex.open(index_path), PostingIndex.open(tmp_path / "again")
+    assert first.searcher.num_segments == again.searcher.num_segments == 1
+    for q in make_questions(bundled[:40]):
+        assert [(h.id, h.score) for h in first.search(q.text, 5)] == [
+            (h.id, h.score) for h in again.search(q.text, 5)
+        ]
+
+
 def test_recall_on_held_out_bundled_questions(bundled, index_path):
     """The goal of issue 21 on the bundled postings: recall@1 >= 0.9 and recall@5 >= 0.98."""
     index = PostingIndex.open(index_path)
