@@ -7,8 +7,9 @@ split `jai prepare` makes) while the index holds every posting of it. Speed is m
 (seeded, made here, never stored): build time, file size, and p50/p99 of 200 questions' latency.
 Recall asks about at most 500 validation postings of a corpus (a seeded pick), 1,000 questions.
 
-The same terms (jai/retrieval/analyser.py) go to each engine compared: SQLite FTS5 (what JAI uses),
-bm25s and tantivy, when installed; the engines differ only in BM25 itself and in field weighting.
+The same terms (jai/retrieval/analyser.py) go to each engine compared, when installed: JAI's index
+(tantivy, per-field BM25) and bm25s (one bag of terms, fields repeated by their weight). SQLite FTS5, which
+JAI used before, was measured here too until it was replaced (docs/retrieval.md keeps its figures).
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ RECALL_POSTINGS = 500  # validation postings asked about, at most (seeded pick):
 Search = Callable[[str, int], list[str]]
 
 
-def fts5(postings: Sequence[Posting], work: Path) -> tuple[Search, int]:
-    path = work / "fts5.db"
-    path.unlink(missing_ok=True)
+def tantivy_index(postings: Sequence[Posting], work: Path) -> tuple[Search, int]:
+    """JAI's own index (jai/retrieval/index.py: tantivy), built and searched as `jai index`/`jai ask` do."""
+    path = work / "index"
     add_postings(path, postings)
     index = PostingIndex.open(path)
-    return (lambda q, k: [h.id for h in index.search(q, k)]), path.stat().st_size
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return (lambda q, k: [h.id for h in index.search(q, k)]), size
 
 
 def _weighted_terms(p: Posting) -> list[str]:
@@ -77,43 +79,10 @@ def _vocab_ids(corpus: list[list[str]]) -> tuple[list[list[int]], dict[str, int]
     return ids, vocab
 
 
-def tantivy_engine(postings: Sequence[Posting], work: Path) -> tuple[Search, int]:
-    import tantivy
-
-    builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw")
-    for name in WEIGHTS:
-        builder.add_text_field(name, tokenizer_name="whitespace")
-    schema = builder.build()
-    folder = work / "tantivy"
-    folder.mkdir(exist_ok=True)
-    index = tantivy.Index(schema, path=str(folder))
-    writer = index.writer()
-    for p in postings:
-        fields = (p.title, p.company, p.location, p.content)
-        analysed = {n: " ".join(terms(t or "")) for n, t in zip(WEIGHTS, fields, strict=True)}
-        writer.add_document(tantivy.Document(id=p.id, **analysed))
-    writer.commit()
-    index.reload()
-    searcher = index.searcher()
-
-    def search(q: str, k: int) -> list[str]:
-        words = query_terms(q)
-        if not words:
-            return []
-        query = index.parse_query(" ".join(words), list(WEIGHTS), field_boosts=WEIGHTS)
-        return [searcher.doc(a)["id"][0] for _, a in searcher.search(query, k).hits]
-
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    return search, size
-
-
-ENGINES = {"fts5": fts5, "bm25s": bm25s_engine, "tantivy": tantivy_engine}
+ENGINES = {"tantivy": tantivy_index, "bm25s": bm25s_engine}
 
 
 def installed(name: str) -> bool:
-    if name == "fts5":
-        return True
     try:
         __import__(name)
     except ImportError:

@@ -26,7 +26,7 @@ def jai(capsys, *argv: object) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ask") / "index.db"
+    path = tmp_path_factory.mktemp("ask") / "index"
     assert cli.main(["index", str(BUNDLED_SAMPLE), "--out", str(path)]) == 0
     return path
 
@@ -40,11 +40,11 @@ def test_index_counts_broken_records_and_keeps_an_id_once(tmp_path, capsys):
     records = json.loads(BUNDLED_SAMPLE.read_text(encoding="utf-8"))[:5]
     broken = [*records, "not a record", {"id": "x", "title": ""}, records[0]]
     (tmp_path / "some.json").write_text(json.dumps(broken), encoding="utf-8")
-    code, out, err = jai(capsys, "index", tmp_path / "some.json", "--out", tmp_path / "i.db")
+    code, out, err = jai(capsys, "index", tmp_path / "some.json", "--out", tmp_path / "i")
     assert code == 0
     assert "5 used, 3 skipped" in err and "duplicate" in err
     assert "5 added, 0 replaced, 0 already there; 5 postings" in out
-    code, out, _ = jai(capsys, "index", BUNDLED_SAMPLE, "--out", tmp_path / "i.db")
+    code, out, _ = jai(capsys, "index", BUNDLED_SAMPLE, "--out", tmp_path / "i")
     assert code == 0 and "5 already there; 300 postings in the index" in out
 
 
@@ -87,25 +87,26 @@ def test_ask_answers_as_jai_sample_does(index, ckpt, capsys):
 
 def test_bad_input_is_one_line_and_exit_2(index, tmp_path, capsys):
     cases = [
-        (["ask", QUESTION, "--index", tmp_path / "none.db"], "none.db: no such index; build one with"),
+        (["ask", QUESTION, "--index", tmp_path / "none"], "none: no such index; build one with"),
         (["ask", "zzyzx qqq", "--index", index, "--no-answer"], "no posting matches the question (300"),
         (["ask", "x" * 5000, "--index", index, "--no-answer"], "at most 2000 are searched"),
         (["ask", "  ", "--index", index], "the question is empty"),
-        (["index", tmp_path / "nothing.json", "--out", tmp_path / "i.db"], "no such file or directory"),
+        (["index", tmp_path / "nothing.json", "--out", tmp_path / "i"], "no such file or directory"),
     ]
-    (tmp_path / "notes.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
-    cases.append((["ask", QUESTION, "--index", tmp_path / "notes.db"], "not a JAI postings index"))
+    (tmp_path / "old.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)  # an index of JAI before 2
+    for verb in (["ask", QUESTION, "--index"], ["index", BUNDLED_SAMPLE, "--out"]):
+        cases.append(([*verb, tmp_path / "old.db"], "old.db: an index from an older JAI"))
     for argv, needle in cases:
         code, _, err = jai(capsys, *argv)
         assert code == 2, (argv, err)
         lines = err.strip().splitlines()
         assert lines[-1].startswith(f"jai {argv[0]}: error: ") and needle in lines[-1], (argv, err)
-    assert not (tmp_path / "i.db").exists()
+    assert not (tmp_path / "i").exists() and (tmp_path / "old.db").stat().st_size == 216
 
 
 def test_the_jai_command_reports_a_missing_index_as_a_user_does(tmp_path):
     run = subprocess.run(
-        [sys.executable, "-m", "jai.cli", "ask", QUESTION, "--index", str(tmp_path / "no.db")],
+        [sys.executable, "-m", "jai.cli", "ask", QUESTION, "--index", str(tmp_path / "no")],
         capture_output=True,
         text=True,
     )

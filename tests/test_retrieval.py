@@ -4,7 +4,11 @@ real bundled postings."""
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +17,7 @@ import pytest
 from jai.data.postings import load_postings
 from jai.data.prepare import BUNDLED_SAMPLE
 from jai.retrieval.analyser import terms
-from jai.retrieval.index import MAX_QUESTION_CHARS, PostingIndex, SearchIndexError, add_postings
+from jai.retrieval.index import MAX_QUESTION_CHARS, META_FILE, PostingIndex, SearchIndexError, add_postings
 from jai.retrieval.questions import Question, make_questions, recall
 
 
@@ -24,7 +28,7 @@ def bundled():
 
 @pytest.fixture(scope="module")
 def index_path(bundled, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("index") / "index.db"
+    path = tmp_path_factory.mktemp("index") / "index"
     add_postings(path, bundled)
     return path
 
@@ -50,6 +54,18 @@ def test_finds_postings_by_company_title_and_place(bundled, index_path):
     assert index.search("??? 은 는", k=3) == []  # nothing left to search once stop words and particles go
 
 
+def test_every_build_ranks_alike(bundled, index_path, tmp_path):
+    """Ties (the same text under two ids) rank in the order the postings were added, on every build:
+    one indexing thread writes them to one segment in order, not to as many as the scheduler fills."""
+    add_postings(tmp_path / "again", bundled)
+    first, again = PostingIndex.open(index_path), PostingIndex.open(tmp_path / "again")
+    assert first.searcher.num_segments == again.searcher.num_segments == 1
+    for q in make_questions(bundled[:40]):
+        assert [(h.id, h.score) for h in first.search(q.text, 5)] == [
+            (h.id, h.score) for h in again.search(q.text, 5)
+        ]
+
+
 def test_recall_on_held_out_bundled_questions(bundled, index_path):
     """The goal of issue 21 on the bundled postings: recall@1 >= 0.9 and recall@5 >= 0.98."""
     index = PostingIndex.open(index_path)
@@ -63,7 +79,7 @@ def test_recall_on_held_out_bundled_questions(bundled, index_path):
 
 
 def test_adding_is_incremental_and_an_id_is_stored_once(bundled, tmp_path):
-    path = tmp_path / "index.db"
+    path = tmp_path / "index"
     first = add_postings(path, bundled[:100])
     assert (first.added, first.total) == (100, 100)
     again = add_postings(path, bundled[50:150])
@@ -80,12 +96,20 @@ def test_adding_is_incremental_and_an_id_is_stored_once(bundled, tmp_path):
     index = PostingIndex.open(path)
     assert index.search("durian taster", k=1)[0].id == bundled[0].id
     assert all(h.id != bundled[0].id for h in index.search("K-Style Fashion Merchandiser Bugis", k=5))
+    assert index.search("durian taster", k=1)[0].doc.endswith("Taste durians.")  # the new text is stored
+    # an id twice in one add: kept once, the later text wins
+    twice = add_postings(
+        path, [replace(changed, content="Taste more durians."), replace(changed, content="Sell them.")]
+    )
+    assert (twice.replaced, twice.total) == (2, 150)
+    assert [h.doc.endswith("Sell them.") for h in PostingIndex.open(path).search("durian taster", k=5)] == [
+        True
+    ]
 
 
 def test_a_failed_add_leaves_the_index_as_it_was(bundled, tmp_path):
-    path = tmp_path / "index.db"
+    path = tmp_path / "index"
     add_postings(path, bundled[:20])
-    before = path.read_bytes()
 
     def postings_then_crash():
         yield from bundled[20:40]
@@ -93,28 +117,88 @@ def test_a_failed_add_leaves_the_index_as_it_was(bundled, tmp_path):
 
     with pytest.raises(OSError):
         add_postings(path, postings_then_crash())
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.db"]  # no temporary file left
+    index = PostingIndex.open(path)
+    assert index.size == 20 and index.search(bundled[30].title, k=1)[0].id != bundled[30].id
+    assert add_postings(path, bundled[20:40]).total == 40  # the writer's lock went with the failed add
+    with pytest.raises(OSError):
+        add_postings(tmp_path / "new", postings_then_crash())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # no half-built index, no temporary
+
+
+INDEX_SCRIPT = """
+import sys
+from jai.data.prepare import generated_postings
+from jai.retrieval.index import add_postings
+postings = generated_postings(seed=1, n=int(sys.argv[2]))
+print("adding", flush=True)
+add_postings(sys.argv[1], postings)
+"""
+
+
+def kill_while_adding(path: Path, n: int, when) -> None:
+    """Start adding `n` generated postings to `path` in a real process and SIGKILL it once `when()`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INDEX_SCRIPT, str(path), str(n)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == "adding\n"
+    deadline = time.monotonic() + 120
+    while not when() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the add finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def test_a_killed_add_leaves_the_old_index_whole(bundled, tmp_path):
+    """kill -9 in the middle of writing: as tantivy's commit writes its new segment files (the last
+    moment before it publishes them), and while a new index is built beside its final name."""
+    path = tmp_path / "index"
+    add_postings(path, bundled)
+    before = {f.name for f in path.iterdir()}
+    kill_while_adding(path, 3000, lambda: any(f.name not in before for f in path.iterdir()))
+    index = PostingIndex.open(path)
+    assert index.size == len(bundled)
+    assert index.search("What does K-Style Fashion pay its Merchandiser?", k=1)[0].id == bundled[0].id
+    assert add_postings(path, bundled[:5]).unchanged == 5  # and it takes adds again: no stale lock
+    fresh = tmp_path / "fresh"
+    kill_while_adding(fresh, 3000, lambda: any(tmp_path.glob(".fresh.tmp-*/*.store")))
+    assert not fresh.exists() and len(list(tmp_path.glob(".fresh.tmp-*"))) == 1
+    with pytest.raises(SearchIndexError, match="no such index"):
+        PostingIndex.open(fresh)
+    assert add_postings(fresh, bundled[:5]).total == 5
+    assert not list(tmp_path.glob(".fresh.*"))  # the killed build's leftovers are gone
 
 
 def test_unusable_indexes_are_named(bundled, tmp_path):
     with pytest.raises(SearchIndexError, match="no such index; build one with `jai index"):
-        PostingIndex.open(tmp_path / "missing.db")
-    (tmp_path / "notes.db").write_text("not a database at all, but long enough to be read as one" * 20)
+        PostingIndex.open(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("not an index")
     with pytest.raises(SearchIndexError, match="not a JAI postings index"):
-        PostingIndex.open(tmp_path / "notes.db")
-    add_postings(tmp_path / "empty.db", [])
+        PostingIndex.open(tmp_path / "notes.txt")
+    (tmp_path / "index.db").write_bytes(b"SQLite format 3\x00" + bytes(200))  # what JAI wrote before
+    for step in (lambda p: PostingIndex.open(p), lambda p: add_postings(p, bundled[:3])):
+        with pytest.raises(SearchIndexError, match="an index from an older JAI .* rebuild it with"):
+            step(tmp_path / "index.db")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "mine.txt").write_text("keep me")
+    with pytest.raises(SearchIndexError, match=f"not a JAI postings index \\(no {META_FILE}"):
+        add_postings(tmp_path / "folder", bundled[:3])  # a folder of something else is never written into
+    assert [p.name for p in (tmp_path / "folder").iterdir()] == ["mine.txt"]
+    add_postings(tmp_path / "empty", [])
     with pytest.raises(SearchIndexError, match="holds no postings"):
-        PostingIndex.open(tmp_path / "empty.db")
-    old = tmp_path / "old.db"
+        PostingIndex.open(tmp_path / "empty")
+    old = tmp_path / "old"
     add_postings(old, bundled[:3])
-    with sqlite3.connect(old) as con:
-        con.execute("UPDATE meta SET value = '0' WHERE key = 'format_version'")
-    con.close()
+    meta = json.loads((old / META_FILE).read_text())
+    (old / META_FILE).write_text(json.dumps(meta | {"analyser_version": 0}))
     with pytest.raises(SearchIndexError, match="built by another version of JAI"):
         PostingIndex.open(old)
     with pytest.raises(SearchIndexError, match="built by another version"):
         add_postings(old, bundled[3:6])  # nor is one added to
+    (old / META_FILE).write_text(json.dumps(meta))
+    (old / "meta.json").write_text("{ not tantivy's")
+    with pytest.raises(SearchIndexError, match="cannot be read .*: rebuild it"):
+        PostingIndex.open(old)
 
 
 def test_a_huge_question_is_refused(index_path):

@@ -24,8 +24,8 @@ QUESTION = "What does K-Style Fashion pay its Merchandiser?"
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("serve-index")
-    add_postings(tmp / "index.db", load_postings(BUNDLED_SAMPLE)[0])
-    return make_checkpoint(tmp / "run", block_size=64), tmp / "index.db"
+    add_postings(tmp / "index", load_postings(BUNDLED_SAMPLE)[0])
+    return make_checkpoint(tmp / "run", block_size=64), tmp / "index"
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +97,10 @@ def test_the_page_is_served_whole_and_offline(server):
 
 def test_a_bad_index_stops_serve_before_the_model_loads(files, tmp_path):
     ckpt, _ = files
-    (tmp_path / "broken.db").write_text("not an index " * 100)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "jai-index.json").write_text("not an index " * 100)
     run = subprocess.run(
-        [sys.executable, "-m", "jai.cli", "serve", str(ckpt), "--index", str(tmp_path / "broken.db")],
+        [sys.executable, "-m", "jai.cli", "serve", str(ckpt), "--index", str(tmp_path / "broken")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 from jai.data.postings import load_postings
@@ -28,9 +29,22 @@ QUESTION = "What does K-Style Fashion pay its Merchandiser?"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("page")
-    add_postings(tmp / "index.db", load_postings(BUNDLED_SAMPLE)[0])
+    add_postings(tmp / "index", load_postings(BUNDLED_SAMPLE)[0])
     ckpt = make_checkpoint(tmp / "run", block_size=256)  # room for an English question of this vocabulary
-    s = ServerProcess(ckpt, "--index", str(tmp / "index.db"), log=tmp / "serve.log")
+    s = ServerProcess(ckpt, "--index", str(tmp / "index"), log=tmp / "serve.log")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    """The same server started with an API key (JAI_API_KEY, as `jai serve --api-key` takes it)."""
+    tmp = tmp_path_factory.mktemp("page-key")
+    add_postings(tmp / "index", load_postings(BUNDLED_SAMPLE)[0])
+    ckpt = make_checkpoint(tmp / "run", block_size=256)
+    s = ServerProcess(
+        ckpt, "--index", str(tmp / "index"), log=tmp / "serve.log", env={"JAI_API_KEY": "s3cret"}
+    )
     yield s
     s.stop()
 
@@ -89,4 +103,26 @@ def test_the_page_says_when_nothing_matches(server, browser):
     page.wait_for_function("document.querySelector('#error').textContent.length > 0", timeout=60_000)
     assert "no posting in the index matches" in page.inner_text("#error")
     assert page.locator("#sources li").count() == 0
+    page.close()
+
+
+def test_the_page_opens_without_the_key_and_asks_with_it(keyed_server, browser):
+    """The page holds no data, so it opens for anyone; what it asks for (search, answers) wants the key,
+    which the user types into the page."""
+    url = keyed_server.url
+    assert httpx.post(f"{url}/v1/search", json={"query": QUESTION}, timeout=30).status_code == 401
+    assert httpx.post(f"{url}/generate", json={"question": QUESTION}, timeout=30).status_code == 401
+    page = browser.new_page()
+    assert page.goto(url + "/").status == 200
+    page.fill("#question", QUESTION)
+    page.click("#send")
+    page.wait_for_function("document.querySelector('#error').textContent.length > 0", timeout=60_000)
+    assert "missing or wrong API key" in page.inner_text("#error")
+    assert page.inner_text("#answer") == "" and page.locator("#sources li").count() == 0
+    page.click("text=API key")  # the key field sits in a closed <details>
+    page.fill("#key", "s3cret")
+    page.click("#send")
+    page.wait_for_function("document.querySelector('#answer').textContent.length > 0", timeout=60_000)
+    page.wait_for_function("!document.querySelector('#send').disabled", timeout=60_000)
+    assert page.inner_text("#error") == "" and page.inner_text("#from") == "(from sg-00001)"
     page.close()

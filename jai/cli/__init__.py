@@ -47,7 +47,7 @@ KEPT_ON_WRITE_FAILURE = {
     "prepare": "the input postings are untouched and the data folder is as it was",
     "convert": "the source is untouched and no output file was left half-written",
     "export": "the checkpoint is untouched and no output file was left half-written",
-    "index": "the index is as it was: it is replaced in one rename, never changed in place",
+    "index": "the index is as it was: an add is published by one rename (new folder or tantivy meta.json)",
     "fuse": "the adapter and its base are untouched and no output file was left half-written",
 }
 
@@ -63,6 +63,7 @@ EXTRAS = {
     "gguf": "gguf",
     "tensorboard": "tensorboard",
     "wandb": "wandb",
+    "tantivy": "retrieval",
 }
 
 # A path the user named wrongly (not there, or a file where a folder belongs, or the reverse) is bad input

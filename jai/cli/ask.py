@@ -1,7 +1,7 @@
 """`jai ask`: a question across postings. The index finds the postings; the model answers from the best.
 
-    jai ask "What does K-Style Fashion pay its Merchandiser?" --index out/index.db --checkpoint out/run
-    jai ask "투아스 창고 직원 급여는?" --index out/index.db --k 5 --json
+    jai ask "What does K-Style Fashion pay its Merchandiser?" --index out/index --checkpoint out/run
+    jai ask "투아스 창고 직원 급여는?" --index out/index --k 5 --json
 
 The answer goes through the same prompt as `jai sample --question Q --doc-file POSTING` (the posting
 shortened from its end to fit, the question never), streamed, with either twin; it ends by naming the
@@ -26,10 +26,10 @@ from jai.retrieval.index import Hit, PostingIndex, SearchIndexError
 
 EPILOG = """\
 examples:
-  jai index data/jobs/postings.json --out out/index.db
-  jai ask "What does K-Style Fashion pay its Merchandiser?" --index out/index.db --checkpoint out/run
-  jai ask "부기스 머천다이저 자격 요건은?" --index out/index.db --k 5 --temperature 0
-  jai ask "Which jobs are in Tuas?" --index out/index.db --no-answer     # the sources only, no model
+  jai index data/jobs/postings.json --out out/index
+  jai ask "What does K-Style Fashion pay its Merchandiser?" --index out/index --checkpoint out/run
+  jai ask "부기스 머천다이저 자격 요건은?" --index out/index --k 5 --temperature 0
+  jai ask "Which jobs are in Tuas?" --index out/index --no-answer     # the sources only, no model
 """
 
 

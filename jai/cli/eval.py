@@ -19,6 +19,7 @@ from typing import Any
 from jai.atomic import write_text_atomic
 from jai.checkpoint.folder import resolve_checkpoint
 from jai.checkpoint.weights import TOKENIZER_FILE, CheckpointError
+from jai.cli.eval_retrieval import format_cost, retrieval_cost
 from jai.data.qa import Sample
 from jai.dataset import DatasetError, TokenBin
 from jai.devices import BACKENDS, default_backend, twin_module
@@ -27,6 +28,7 @@ from jai.inference.sampling import SamplingConfig, SamplingError
 from jai.inference.twins import default_stop_ids, load_twin
 from jai.progress import progress_bar
 from jai.prompt import fit_prompt
+from jai.retrieval.index import PostingIndex
 from jai.tokenizer import Tokenizer
 from jai.training.plan import recorded_data_dir
 
@@ -157,13 +159,16 @@ def evaluate_checkpoint(
     log: Any = print,
     postings: Sequence[str | Path] | None = None,
     penalties: dict[str, Any] | None = None,
+    retrieval: str | Path | None = None,
 ) -> dict[str, Any]:
     """Everything `jai eval` reports, as a dict (the JSON it writes). `max_answers` / `loss_tokens` None:
     all of them; 0: skip that part. `postings` asks about those postings instead of the held-out ones
     (no validation loss then: there are no validation tokens for them). `penalties`: SamplingConfig's
-    penalty fields for the answers (default: none)."""
+    penalty fields for the answers (default: none). `retrieval`: an index of the postings, to answer the
+    same questions from the posting it finds as well (jai/cli/eval_retrieval.py)."""
     if penalties:
         SamplingConfig(**penalties)  # checked before the model is loaded
+    index = PostingIndex.open(retrieval) if retrieval is not None else None  # a bad index fails first, too
     ckpt = resolve_checkpoint(ckpt)
     tok_file = ckpt / TOKENIZER_FILE
     if not tok_file.is_file():
@@ -179,6 +184,7 @@ def evaluate_checkpoint(
         samples = scoring.postings_samples(postings, tok, model.config.block_size)
         samples = scoring.spread(samples, max_answers) if max_answers != 0 else []
         result: dict[str, Any] = {"checkpoint": str(ckpt), "postings": [str(p) for p in postings]}
+        sources = list(postings)
         result["backend"] = backend
         loss_tokens = 0
     else:
@@ -193,6 +199,7 @@ def evaluate_checkpoint(
         val.check_ids(model.config.vocab_size)  # the model's own table bounds the ids it may be given
         samples = scoring.spread(scoring.heldout_samples(meta, tok), max_answers) if max_answers != 0 else []
         result = {"checkpoint": str(ckpt), "data": str(data_dir), "backend": backend}
+        sources = meta.get("sources") or []
     if loss_tokens != 0:
         result["loss"] = validation_loss(model, backend, tok, val, loss_tokens, batch_size, progress)
     if max_answers != 0:
@@ -200,6 +207,13 @@ def evaluate_checkpoint(
             model, twin, tok, samples, batch_size, progress, penalties
         )
         result["decoding"] = {"greedy": True, **(penalties or {})}
+    if index is not None and max_answers != 0:
+        budget = model.config.block_size - MIN_ANSWER_TOKENS
+
+        def decode(prompts: list[list[int]]) -> list[str]:
+            return greedy_answers(model, twin, tok, prompts, batch_size, progress, penalties)
+
+        result["retrieval"] = retrieval_cost(tok, samples, sources, index, budget, decode)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -217,7 +231,8 @@ examples:
   jai eval out/run/ckpt --data out/data --backend mlx
   jai eval out/run --json out/eval.json         # also write every score and answer as JSON
   jai eval out/run --answers 40 --loss-tokens 8192   # a quick look
-  jai eval out/run --postings ../shared/data/nyc-jobs   # postings written by someone else"""
+  jai eval out/run --postings ../shared/data/nyc-jobs   # postings written by someone else
+  jai eval out/run --retrieval out/index       # also answer from the posting the index finds"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="ask about these postings instead (.json files or folders, either schema `jai prepare` reads): "
         "postings written by someone else, which the model never trained on; answers only, no loss",
+    )
+    p.add_argument(
+        "--retrieval",
+        metavar="INDEX",
+        help="an index of these postings (`jai index`): also answer each question from the posting it finds "
+        "when the question names the posting's title and company or place, to see what retrieval costs",
     )
     p.add_argument("--batch-size", type=int, default=16, help="rows per forward pass (default: 16)")
     decoding = p.add_argument_group("decoding (greedy; penalties as in transformers, default none)")
@@ -320,10 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
         postings=args.postings,
         penalties=penalty_flags(args),
+        retrieval=args.retrieval,
     )
     source = result.get("data") or ", ".join(result["postings"])
     print(f"{result['checkpoint']} on {source} ({args.backend}, {result['seconds']:.0f}s)")
     print(scoring.format_table(result))
+    if "retrieval" in result:
+        print(format_cost(result["retrieval"]))
     if args.json:
         write_text_atomic(args.json, json.dumps(result, ensure_ascii=False, indent=1) + "\n")
         print(f"wrote {args.json}")

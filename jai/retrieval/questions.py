@@ -58,22 +58,37 @@ def short_title(title: str) -> str:
     return _PAREN.sub("", title).strip() or title
 
 
-def question_for(p: Posting, lang: str, rng: random.Random) -> Question:
-    title = short_title(p.title)
+def _names(p: Posting, rng: random.Random) -> tuple[str, list[str]]:
+    """The posting's short title, and its short company, place or both (a seeded pick, in a seeded order)."""
     names = []
     if p.company:
         names.append(short_company(p.company))
     if p.location:
         names.append(short_place(p.location))
-    named = rng.sample(names, rng.randint(1, len(names))) if names else []
+    return short_title(p.title), rng.sample(names, rng.randint(1, len(names))) if names else []
+
+
+def named_question(p: Posting, question: str, lang: str, rng: random.Random) -> str:
+    """`question`, which names no posting ("What are the requirements?", as `jai eval` asks), preceded by
+    the posting named as the questions here name it: "Merchandiser at K-Style Fashion: What are ...?"."""
+    title, names = _names(p, rng)
     if lang == "en":
-        at = "".join(f" {'at' if i == 0 else 'in'} {n}" for i, n in enumerate(named))
+        return (
+            title + "".join(f" {'at' if i == 0 else 'in'} {n}" for i, n in enumerate(names)) + f": {question}"
+        )
+    return "".join(f"{n} " for n in names) + f"{title}: {question}"
+
+
+def question_for(p: Posting, lang: str, rng: random.Random) -> Question:
+    title, names = _names(p, rng)
+    if lang == "en":
+        at = "".join(f" {'at' if i == 0 else 'in'} {n}" for i, n in enumerate(names))
         template = rng.choice(ASK_EN)
-        who = named[0] if named else "the employer"
-        for_title = f" its {title}" + "".join(f" in {n}" for n in named[1:])
+        who = names[0] if names else "the employer"
+        for_title = f" its {title}" + "".join(f" in {n}" for n in names[1:])
         text = template.format(title=title, at=at, who=who, for_title=for_title)
     else:
-        who_ko = "".join(f"{n} " for n in named)
+        who_ko = "".join(f"{n} " for n in names)
         text = rng.choice(ASK_KO).format(title=title, who_ko=who_ko)
     return Question(text, p.id, lang)
 
