@@ -11,8 +11,8 @@ BIN := $(VENV)/bin
 # The main job needs the twins and the server; the tests also need the outside readers they check
 # against (transformers, mlx-lm, peft, gguf) and llama.cpp itself, which pip builds from source once
 # (about 20 CPU-minutes on 2 cores; pip's wheel cache keeps it), so `make run` does not wait for it.
-EXTRAS_run ?= mlx,torch,serve,bench
-EXTRAS_bench ?= $(EXTRAS_run),dev,retrieval
+EXTRAS_run ?= mlx,torch,serve,bench,retrieval
+EXTRAS_bench ?= $(EXTRAS_run),dev
 EXTRAS_test ?= $(EXTRAS_bench),gguf,llama,tensorboard,wandb
 # llama.cpp's multimodal library is not needed here and is a large part of the build.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
