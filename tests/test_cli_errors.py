@@ -187,6 +187,13 @@ def test_a_safetensors_write_failure_is_a_file_system_error(tmp_path):
 # --- Ctrl-C: exit 130 and a line saying so -----------------------------------------------------------------
 
 
+def ctrl_c_delivered() -> None:
+    """In the child before Python starts: SIGINT back to its default. A shell starts a background job
+    (`make test &`, nohup) with SIGINT ignored, children inherit that, and a Python started so never
+    installs its KeyboardInterrupt handler: the Ctrl-C these tests send would be dropped."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(argv: list[str], cwd: Path) -> tuple[int, str]:
     """Start `jai argv...`, send SIGINT once it has printed its first line, return (exit code, output)."""
     proc = subprocess.Popen(
@@ -195,6 +202,7 @@ def interrupt(argv: list[str], cwd: Path) -> tuple[int, str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=ctrl_c_delivered,
     )
     first = proc.stdout.readline()
     proc.send_signal(signal.SIGINT)

@@ -22,6 +22,7 @@ import pytest
 from jai import cli
 from jai.training.loop import TrainingDiverged
 from tests.serve_support import make_checkpoint
+from tests.test_cli_errors import ctrl_c_delivered
 from tests.test_train import CFG, QUIET, TWINS, data, small  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,11 @@ def test_ctrl_c_before_the_first_save_does_not_suggest_resume(tmp_path, data, tw
     ]
     argv += ["--max-steps", "1000000", "--ckpt-interval", "1000000", "--eval-interval", "1000000"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jai.cli", *map(str, argv)], cwd=ROOT, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "jai.cli", *map(str, argv)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_delivered,
     )
     deadline = time.monotonic() + 120
     # a few steps in: a Ctrl-C inside MLX's first compiled step can hang MLX (see the module docstring)
