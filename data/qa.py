@@ -233,6 +233,19 @@ def _fields(p: Posting, *keys: str) -> list[tuple[str, str]]:
     return [(k, v) for k in keys if (v := getattr(p, k))]
 
 
+def _squeeze(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _stated(p: Posting, items: Iterable[str]) -> list[str]:
+    """The items the posting's text itself states. A posting's fields can list more than its content
+    shows (a generated posting leaves out its "nice to have" or benefits section a quarter of the
+    time; a real one's fields may be filled from elsewhere): an answer that listed those would teach
+    the model to invent, and a reference that held them could not be matched by reading."""
+    text = _squeeze(render_doc(p))
+    return [item for item in items if _squeeze(item) in text]
+
+
 def _bullets(items: Iterable[str]) -> str:
     return "\n".join(f"- {item}" for item in items)
 
@@ -286,8 +299,8 @@ def _summary(p: Posting, rng: random.Random) -> str | None:
     facts = _fields(p, "employment_type", "experience_level", "salary")
     if facts:
         lines.append(" / ".join(f"{L[k]}: {v}" for k, v in facts))
-    if p.responsibilities:
-        top = ", ".join(p.responsibilities[:3])
+    if duties := _stated(p, p.responsibilities):
+        top = ", ".join(duties[:3])
         lines.append(f"주요 업무: {top}" if ko else f"Main duties: {top}")
     lead = _lead(p.content)
     if lead:
@@ -305,8 +318,8 @@ def _requirements(p: Posting, rng: random.Random) -> str | None:
         else ["Check these before you apply.", "These are the requirements stated in the posting.", ""]
     )
     parts = [rng.choice(intro)]
-    if p.requirements:
-        parts.append(f"{L['requirements']}:\n{_bullets(p.requirements)}")
+    if requirements := _stated(p, p.requirements):
+        parts.append(f"{L['requirements']}:\n{_bullets(requirements)}")
     if p.skills:
         parts.append(
             f"{L['skills']}:\n{_bullets(p.skills)}"
@@ -331,8 +344,8 @@ def _conditions(p: Posting, rng: random.Random) -> str | None:
     if p.deadline and rng.random() < 0.5:
         lines.append(f"{L['deadline']}: {p.deadline}")
     text = "\n".join(lines)
-    if p.benefits:
-        text += f"\n\n{L['benefits']}:\n{_bullets(p.benefits)}"
+    if benefits := _stated(p, p.benefits):
+        text += f"\n\n{L['benefits']}:\n{_bullets(benefits)}"
     return text
 
 
@@ -352,14 +365,15 @@ def _apply(p: Posting, rng: random.Random) -> str | None:
 
 
 def _duties(p: Posting, rng: random.Random) -> str | None:
-    if not p.responsibilities:
+    duties = _stated(p, p.responsibilities)
+    if not duties:
         return None
     intro = (
         ["주요 업무는 다음과 같습니다.", f"'{p.title}' 포지션의 담당 업무입니다."]
         if p.lang == "ko"
         else ["The main responsibilities are:", f"As {p.title} you would:"]
     )
-    return f"{rng.choice(intro)}\n{_bullets(p.responsibilities)}"
+    return f"{rng.choice(intro)}\n{_bullets(duties)}"
 
 
 # --- field questions: one value the posting states, answered as its header line -----------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -37,7 +38,9 @@ KO = Posting(
     title="물류 코디네이터",
     content="머라이언 로지스틱스는 한국 소비재를 동남아시아에 공급합니다. "
     "포워딩팀에서 함께할 분을 찾습니다.\n\n"
-    "## 주요 업무\n\n- 선적 예약 및 추적\n- 통관 서류 준비",
+    "## 주요 업무\n\n- 선적 예약 및 추적\n- 통관 서류 준비\n\n"
+    "## 자격 요건\n\n- 물류 경력 2년 이상\n- 엑셀 기본 활용 가능자\n\n"
+    "## 복리후생\n\n- 연차 14일\n- 교통비 지원",
     company="머라이언 로지스틱스",
     location="싱가포르 투아스",
     salary="월 SGD 3,200~4,500",
@@ -136,6 +139,26 @@ def test_answers_quote_the_posting() -> None:
     assert KO.salary in answers["conditions"] and all(b in answers["conditions"] for b in KO.benefits)
     assert all(v in answers["apply"] for v in KO.contacts.values())
     assert all(d in answers["duties"] for d in KO.responsibilities)
+
+
+def test_list_items_the_posting_does_not_state_are_left_out() -> None:
+    # a posting's fields can list more than its text shows (a generated posting leaves out its benefits
+    # section a quarter of the time): the model reads the text, so an answer must not hold the rest
+    unstated = dataclasses.replace(
+        KO,
+        requirements=(*KO.requirements, "운전면허 소지자"),
+        benefits=(*KO.benefits, "주택 수당"),
+        responsibilities=(*KO.responsibilities, "창고 재고 관리"),
+    )
+    answers = {s.kind: s.answer for s in samples_for(unstated, seed=3)}
+    assert "운전면허" not in answers["requirements"] and "주택 수당" not in answers["conditions"]
+    assert "창고 재고" not in answers["duties"] and "창고 재고" not in answers["summary"]
+    assert all(r in answers["requirements"] for r in KO.requirements)  # the stated ones stay
+    assert all(b in answers["conditions"] for b in KO.benefits)
+    doc = render_doc(unstated)
+    for answer in answers.values():
+        items = [line[2:] for line in answer.splitlines() if line.startswith("- ")]
+        assert all(item in doc for item in items)
 
 
 def test_missing_salary_is_said_not_invented() -> None:
