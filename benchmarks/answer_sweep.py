@@ -105,7 +105,36 @@ def budget_grid() -> list[Run]:
     return runs
 
 
-GRIDS = {"copy": copy_grid, "budget": budget_grid, "smoke": smoke_grid}
+# Speed of a training step relative to the small shape, alternating rounds in one process on a 2-core
+# AMD EPYC 7002 (batch 8 x 256, vocab 24,000, float32; docs/quality.md): the tiny shape is 1.56x, the
+# seed's 0.55x. The head (256 x 24,000) is most of a small model's step, so fewer layers buy little.
+CPU_SPEED = {"s3": 1.56, "s4": 1.0, "s6": 0.55}
+PROMPT_LOSS_SPEED = {0.25: 1.6, 0.5: 1.4}  # the same, for --prompt-loss (answers are 10% of targets)
+
+
+def cpu_grid() -> list[Run]:
+    """Three shapes in the same CPU minutes (make run's), with jai run's data and learning rate: the
+    tokens each trains are make run's times its measured speed."""
+    one = MAKE_RUN_STEPS * 8 * CONTEXT
+    return [
+        Run(
+            f"cpu-{shape}",
+            "v1k-drills",
+            *SHAPES[shape],
+            round(speed * one),
+            lr=2e-3 if shape == "s6" else 4e-3,
+        )
+        for shape, speed in CPU_SPEED.items()
+    ] + [
+        # the small shape with a share of the posting's targets in the loss: the head skips the other
+        # rows, so a step is faster (PROMPT_LOSS_SPEED) and the same minutes train more tokens
+        Run(f"cpu-s4-pl{share:g}", "v1k-drills", *SHAPES["s4"], round(speed * one), lr=4e-3,
+            extra=("--prompt-loss", f"{share:g}"))
+        for share, speed in PROMPT_LOSS_SPEED.items()
+    ]  # fmt: skip
+
+
+GRIDS = {"copy": copy_grid, "budget": budget_grid, "cpu": cpu_grid, "smoke": smoke_grid}
 
 
 class Datasets:

@@ -217,6 +217,18 @@ class TokenBin:
 
 # --- sampling ----------------------------------------------------------------------------------------
 
+
+def sampled_targets(length: int, share: float, seed: int, chunk: int = 1 << 22) -> np.ndarray:
+    """True at a `share` of positions, drawn once per position from `seed`: the same positions every
+    run, resume and process, so no generator state has to be saved with the sampler. Drawn in chunks
+    so a corpus of billions of tokens needs no float per token at once."""
+    rng = np.random.Generator(np.random.PCG64([seed, _TARGET_STREAM]))
+    return np.concatenate(
+        [rng.random(min(chunk, length - i)) < share for i in range(0, length, chunk)] or [np.zeros(0, bool)]
+    )
+
+
+_TARGET_STREAM = 0x7A26_E7  # mixed into the seed so the kept targets are not the batches' draws
 _EVAL_STREAM = 0x5EED_E7A1  # mixed into the seed so eval batches never coincide with training ones
 
 

@@ -27,6 +27,9 @@ class TrainConfig:
     seed: int = 1337
     dtype: str = "float32"  # or "bfloat16" where the device supports it
     mask_prompt: bool = False  # the loss on the answers alone: [ANSWER] ... [/ANSWER] targets
+    # The share of the other targets (postings, questions) that count in the loss, a fixed draw per
+    # position of train.bin: the head, most of a small model's step, computes only the rows that count.
+    prompt_loss: float = 1.0
     align_samples: bool = False  # every training window starts at a sample's [BOS]
 
     def __post_init__(self) -> None:
@@ -40,8 +43,15 @@ class TrainConfig:
             raise ValueError("warmup_steps, weight_decay and grad_clip must not be negative")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError(f"betas must be in [0, 1), got {self.beta1}, {self.beta2}")
+        if not 0 < self.prompt_loss <= 1:
+            raise ValueError(f"prompt_loss must be in (0, 1], got {self.prompt_loss} (--mask-prompt is 0)")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+
+    @property
+    def sparse_targets(self) -> bool:
+        """Some targets are IGNORE: the twins hand the head only the rows that have one."""
+        return self.mask_prompt or self.prompt_loss < 1
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -52,14 +52,14 @@ class Trainer:
         distributed.seed_rank()  # dropout: each process its own masks (rank 0 keeps the run's RNG)
         self.step_fn = make_train_step(self.model, self.optimizer, cfg, self.dtype)
         self.evaluate_fn = make_evaluate(self.model, self.dtype)
-        self.mask_prompt = cfg.mask_prompt
+        self.sparse_targets = cfg.sparse_targets
         self.compiled_state = [self.model.state, self.optimizer.state, mx.random.state]
         return restored
 
     def batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
         # the rows with a target are found here, on the host: the head computes no others. Padded to
         # whole windows (T rows): each count of rows is one more trace of the compiled step.
-        arrays = (x, y, target_rows(y, multiple=y.shape[-1])) if self.mask_prompt else (x, y)
+        arrays = (x, y, target_rows(y, multiple=y.shape[-1])) if self.sparse_targets else (x, y)
         return tuple(mx.array(a) for a in arrays)  # on the default device, which use_device set
 
     def step(self, batch: Batch, lr: float) -> tuple[mx.array, mx.array]:

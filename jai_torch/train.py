@@ -52,12 +52,12 @@ class Trainer:
         distributed.seed_rank()  # dropout: each process its own masks (rank 0 keeps the run's RNG)
         self.step_fn = make_train_step(self.model, self.optimizer, cfg, self.dtype, self.compile)
         self.evaluate_fn = make_evaluate(self.model, self.dtype)
-        self.mask_prompt = cfg.mask_prompt
+        self.sparse_targets = cfg.sparse_targets
         return restored
 
     def batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
         # the rows with a target are found here, on the host: the head computes no others
-        arrays = (x, y, target_rows(y)) if self.mask_prompt else (x, y)
+        arrays = (x, y, target_rows(y)) if self.sparse_targets else (x, y)
         return tuple(torch.from_numpy(a).to(self.dev, non_blocking=True) for a in arrays)
 
     def step(self, batch: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -65,6 +65,8 @@ TRAIN_HELP = {
     "and its answer in order, instead of at random offsets (default: off)",
     "mask_prompt": "the loss on the answers alone ([ANSWER] ... [/ANSWER]), not on questions and postings "
     "(default: off)",
+    "prompt_loss": "share of the targets outside answers (postings, questions) that count in the loss, "
+    "the same positions every run; 1 counts them all; the head computes only the rows that count",
     "grad_accum": "micro-batches per optimizer step (tokens/step = grad_accum x batch_size x block_size)",
     "max_steps": "optimizer steps; the cosine schedule ends here",
     "lr": "peak learning rate, reached after the warmup",

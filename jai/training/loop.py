@@ -220,8 +220,8 @@ def train(
         with RunLock(out_dir) if world.main else nullcontext():
             with world.rank_zero_first():  # rank 0 repairs an interrupted save before the others read
                 plan = run_plan.plan_run(data_dir, out_dir, model_cfg, train_cfg, resume, init_from, lora)
-            if plan.train_config.mask_prompt:
-                run_plan.add_answer_masks(plan)
+            if plan.train_config.sparse_targets:
+                run_plan.add_loss_masks(plan)
             if plan.train_config.align_samples:
                 run_plan.add_sample_starts(plan)
             return _train(

@@ -29,7 +29,7 @@ from jai.checkpoint.train_state import (
 )
 from jai.checkpoint.weights import CheckpointError
 from jai.config import ConfigError, GPTConfig
-from jai.dataset import META_FILE, DatasetError, TokenBin, answer_mask
+from jai.dataset import META_FILE, DatasetError, TokenBin, answer_mask, sampled_targets
 from jai.prompt import ANSWER, ANSWER_END
 from jai.train_config import TrainConfig
 
@@ -228,23 +228,29 @@ def add_sample_starts(plan: RunPlan) -> None:
     plan.train_starts = np.flatnonzero(np.asarray(plan.train_tokens) == bos)
 
 
-def add_answer_masks(plan: RunPlan) -> None:
-    """--mask-prompt: which targets of train.bin and val.bin count (jai.dataset.answer_mask)."""
-    open_id, close_id = marker_ids(plan.data_dir)
+def add_loss_masks(plan: RunPlan) -> None:
+    """Which targets of train.bin count: under --mask-prompt the answers alone (jai.dataset.answer_mask),
+    and val.bin's loss too; under --prompt-loss S < 1 every answer target and a fixed share S of the
+    others, while val.bin's loss keeps every target, comparable with any other run's."""
+    cfg = plan.train_config
+    open_id, close_id = marker_ids(plan.data_dir, "--mask-prompt" if cfg.mask_prompt else "--prompt-loss")
     plan.train_mask = answer_mask(plan.train_tokens, open_id, close_id)
-    plan.val_mask = answer_mask(plan.val_tokens, open_id, close_id)
-    if not plan.train_mask.any():
-        where = plan.data_dir / "train.bin"
-        raise DatasetError(f"{where}: --mask-prompt, but no {ANSWER} ... {ANSWER_END} in it")
+    if cfg.mask_prompt:
+        plan.val_mask = answer_mask(plan.val_tokens, open_id, close_id)
+        if not plan.train_mask.any():
+            where = plan.data_dir / "train.bin"
+            raise DatasetError(f"{where}: --mask-prompt, but no {ANSWER} ... {ANSWER_END} in it")
+    else:
+        plan.train_mask |= sampled_targets(len(plan.train_tokens), cfg.prompt_loss, cfg.seed)
 
 
-def marker_ids(data_dir: Path) -> tuple[int, int]:
-    """The ids of [ANSWER] and [/ANSWER] in the data's tokenizer."""
+def marker_ids(data_dir: Path, option: str = "--mask-prompt") -> tuple[int, int]:
+    """The ids of [ANSWER] and [/ANSWER] in the data's tokenizer (`option` needs them, for errors)."""
     path = data_dir / weights.TOKENIZER_FILE
     if not path.is_file():
-        raise DatasetError(f"{path}: no such file; --mask-prompt finds the answers by its {ANSWER} marker")
+        raise DatasetError(f"{path}: no such file; {option} finds the answers by their {ANSWER} marker")
     tokenizer = HFTokenizer.from_file(str(path))
     ids = tokenizer.token_to_id(ANSWER), tokenizer.token_to_id(ANSWER_END)
     if None in ids:
-        raise DatasetError(f"{path}: no {ANSWER} / {ANSWER_END} tokens, so --mask-prompt cannot find answers")
+        raise DatasetError(f"{path}: no {ANSWER} / {ANSWER_END} tokens, so {option} cannot find answers")
     return ids
