@@ -38,9 +38,10 @@ def test_main_job_prepares_measures_trains_and_measures_again(tmp_path, capsys, 
     ckpt = tmp_path / "run" / "ckpt"
     assert (ckpt / "model.safetensors").is_file() and (ckpt / "tokenizer.json").is_file()
     config = json.loads((ckpt / "config.json").read_text())
-    assert (config["n_layer"], config["n_head"], config["n_embd"], config["n_ctx"]) == (4, 4, 256, 256)
-    state = json.loads((ckpt / "train_state" / "state.json").read_text())
-    assert state["train_config"]["lr"] == run.LR and state["train_config"]["batch_size"] == run.BATCH_SIZE
+    assert (config["n_layer"], config["n_head"], config["n_embd"], config["n_ctx"]) == (3, 3, 192, 256)
+    train_config = json.loads((ckpt / "train_state" / "state.json").read_text())["train_config"]
+    assert train_config["lr"] == run.LR and train_config["batch_size"] == run.BATCH_SIZE
+    assert train_config["prompt_loss"] == run.PROMPT_LOSS < 1  # answers + a share of the other targets
 
     # jai eval of both models: the untrained one is the weights training started from.
     report = json.loads((tmp_path / "eval.json").read_text())
@@ -89,12 +90,15 @@ def test_main_job_plans_its_schedule_from_a_timed_step(tmp_path, capsys):
     """Without --max-steps, a few steps are timed and the schedule fills what --minutes leaves; every
     evaluation of the run also scores held-out answers into metrics.jsonl (the answer curve)."""
     args = ["--out", str(tmp_path), "--minutes", "2", "--varied", "0", "--answers", "4", "--questions", "1"]
-    assert run.main([*args, "--no-progress"]) == 0
+    assert run.main([*args, "--shape", "small", "--prompt-loss", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "steps fit the" in out and "tokens seen" in out
     report = json.loads((tmp_path / "eval.json").read_text())
     state = json.loads((tmp_path / "run" / "ckpt" / "train_state" / "state.json").read_text())
     assert report["train"]["step"] >= 1 and state["train_config"]["max_steps"] >= report["train"]["step"]
+    assert state["train_config"]["prompt_loss"] == 1.0  # the other shape and every target, one flag away
+    config = json.loads((tmp_path / "run" / "ckpt" / "config.json").read_text())
+    assert (config["n_layer"], config["n_embd"]) == (4, 256)
     assert not (tmp_path / "calibration").exists()  # the timed steps leave nothing behind
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     curve = [r for r in log if "val_loss" in r]
