@@ -187,17 +187,31 @@ def llama_greedy(llm, ids: list[int], n: int, stops: set[int]) -> list[int]:
     return out
 
 
+# llama.cpp keeps its KV cache in f16 and sums in another order: its f32 logits differ from jai's by up
+# to ~4e-3 here, so where jai's best two tokens are closer than this, greedy may pick either.
+GREEDY_TIE = 1e-2
+
+
 def test_llama_cpp_f32_greedy_tokens_equal_jai_on_validation_prompts(llama_cpp, model, exported):
     cfg = weights.read_config(model.ckpt)
     llm = load(llama_cpp, exported["f32"], n_ctx=cfg.block_size, logits_all=True)
     jai = torch_ckpt.load_model(model.ckpt).eval()
     tok = model.tokenizer
     stops = {tok.eos_id, tok.token_id("[/ANSWER]")}
+    ties = 0
     for s in [*model.val, *model.train[:3]]:
         ids = [tok.bos_id, *tok.encode(build_prompt(s.question, s.doc))]
         n = cfg.block_size - len(ids)
-        ours = jai_greedy(jai, ids, n, stops)
-        assert llama_greedy(llm, ids, n, stops) == ours, s.question
+        ours, theirs = jai_greedy(jai, ids, n, stops), llama_greedy(llm, ids, n, stops)
+        if theirs != ours:  # only where jai's own top two are a tie within the two programs' rounding
+            i = next((k for k, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), None)
+            assert i is not None, f"{s.question}: one stopped early: {len(ours)} vs {len(theirs)} tokens"
+            with torch.no_grad():
+                logits = jai(torch.tensor([ids + ours[:i]]))[0, -1]
+            gap = float(logits[ours[i]] - logits[theirs[i]])
+            assert gap < GREEDY_TIE, f"{s.question}: token {i}, {ours[i]} over {theirs[i]} by {gap:.4f}"
+            ties += 1
+    assert ties <= 1  # a tie is rare: the rest of the answers are the same tokens
     # ... and the answers it learnt end at [/ANSWER] in llama.cpp too
     assert ours[-1] == tok.token_id("[/ANSWER]")
 
