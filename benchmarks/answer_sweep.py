@@ -3,12 +3,15 @@
 
     python -m jai.benchmarks.answer_sweep --grid copy --device cuda --parallel 4 --out sweep
     python -m jai.benchmarks.answer_sweep --grid copy --device cpu --parallel 1 --only s4-varied-2M
+    OMP_NUM_THREADS=1 python -m jai.benchmarks.answer_sweep --grid cpu --parallel 2 --out sweep-cpu
 
 Each run is a plain `jai train` with its whole schedule planned for its token budget (warmup and cosine
 end at --max-steps), then a plain `jai eval` of the result: a run at 2M tokens is not a checkpoint of
 the 4M run, it is what a user who has 2M tokens' time gets. Runs share nothing but the prepared data, so
 they can run side by side (--parallel) on a GPU. Every result lands in <out>/results.jsonl as it comes,
-so an interrupted sweep keeps what it measured and reruns only the rest.
+so an interrupted sweep keeps what it measured and reruns only the rest. The cpu grid compares shapes in
+equal CPU minutes rather than equal tokens: each run's steps are make run's times its measured speed
+(`python -m jai.benchmarks.shape_ab`), so the steps, not the load, fix what it trains.
 """
 
 from __future__ import annotations
