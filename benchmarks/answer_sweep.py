@@ -56,6 +56,7 @@ DATA = {
     "v1k": ["--varied", "1000"],
     "v1k-drills": ["--varied", "1000", "--drills"],
     "v3k-drills": ["--varied", "3000", "--drills"],
+    "v1k-drills-digits": ["--varied", "1000", "--drills", "--split-digits"],
 }
 
 SHAPES = {"s3n": (3, 2, 128), "s3": (3, 3, 192), "s4": (4, 4, 256), "s6": (6, 6, 384)}
@@ -142,6 +143,12 @@ def cpu_grid() -> list[Run]:
             extra=("--prompt-loss", "0.5")),
         Run("cpu-s3-seed1", "v1k-drills", *SHAPES["s3"], round(CPU_SPEED["s3"] * one), lr=4e-3,
             extra=("--seed", "1")),
+        # jai run's recipe with every digit its own token (numbers copied digit by digit), and with a
+        # higher learning rate on top
+        Run("cpu-s3-pl0.5-digits", "v1k-drills-digits", *SHAPES["s3"], round(CPU_SPEED["s3"] * 1.5 * one),
+            lr=4e-3, extra=("--prompt-loss", "0.5")),
+        Run("cpu-s3-pl0.5-digits-lr6e-3", "v1k-drills-digits", *SHAPES["s3"],
+            round(CPU_SPEED["s3"] * 1.5 * one), lr=6e-3, extra=("--prompt-loss", "0.5")),
     ]  # fmt: skip
 
 

@@ -112,6 +112,7 @@ def prepare(
     log: Callable[[str], None] = print,
     varied: int = 0,
     drills: bool = False,
+    split_digits: bool = False,
 ) -> dict[str, Any]:
     """Run the whole pipeline; returns the meta.json dict. `tokenizer` reuses a tokenizer.json;
     every sample is fitted to `context` tokens (see data/fit.py). `varied` adds that many generated
@@ -125,6 +126,10 @@ def prepare(
     out_dir = Path(out_dir)
     if context < 16:
         raise ValueError(f"context must be at least 16 tokens, got {context}")
+    if split_digits and tokenizer is not None:
+        raise ValueError(
+            f"--split-digits trains a new tokenizer, --tokenizer reuses {tokenizer}: give one of them"
+        )
     started = time.perf_counter()
 
     def stage(text: str) -> None:
@@ -161,7 +166,9 @@ def prepare(
         stage(f"tokenizer: reusing {tokenizer} (vocab {tok.vocab_size:,})")
     else:
         log(f"tokenizer: training byte-level BPE, vocab {vocab_size:,}, on the train split")
-        tok = Tokenizer.train(texts(train), vocab_size, min_frequency, show_progress, length=counts["train"])
+        tok = Tokenizer.train(
+            texts(train), vocab_size, min_frequency, show_progress, counts["train"], split_digits
+        )
         stage(f"tokenizer: trained, vocab {tok.vocab_size:,}")
         if tok.vocab_size < vocab_size:
             log(f"  the corpus only supports {tok.vocab_size:,} tokens (asked for {vocab_size:,})")
@@ -193,6 +200,7 @@ def prepare(
                 "sources": report.files,
                 "postings": {**report.to_dict(), "train": len(train), "val": len(val), "varied": varied},
                 "drills": drills,
+                "split_digits": tok.splits_digits,
             },
         )
         for name, fit in fits.items():
@@ -292,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         "samples that practise copying a value several times as often per token (default: off; jai run: on)",
     )
     p.add_argument(
+        "--split-digits",
+        action="store_true",
+        help="train the tokenizer with every digit its own token, so numbers (pay, phones, dates) are "
+        "copied digit by digit (default: off)",
+    )
+    p.add_argument(
         "--tokenizer",
         type=Path,
         default=None,
@@ -315,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             context=args.context,
             varied=args.varied,
             drills=args.drills,
+            split_digits=args.split_digits,
         )
     except (FileNotFoundError, ValueError) as e:  # JaiErrors go up to the `jai` dispatcher as they are
         if isinstance(e, JaiError):

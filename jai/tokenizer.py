@@ -20,6 +20,7 @@ tokenizer_file=...)` loads it and produces the same ids.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -53,9 +54,18 @@ class Tokenizer:
     # --- building -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _blank() -> HFTokenizer:
+    def _blank(split_digits: bool) -> HFTokenizer:
         tok = HFTokenizer(models.BPE(unk_token=UNK))
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        if split_digits:
+            # Every digit its own token (as LLaMA's tokenizer does): a number is then copied digit by
+            # digit through ten well-trained embeddings, not as one of thousands of rare tokens like
+            # " 8762". No merge ever spans a digit, so a reader that pre-splits numbers GPT-2's way
+            # (llama.cpp's "gpt2" pre-tokenizer) still gets the same ids.
+            digits = pre_tokenizers.Digits(individual_digits=True)
+            tok.pre_tokenizer = pre_tokenizers.Sequence([digits, byte_level])
+        else:
+            tok.pre_tokenizer = byte_level
         tok.decoder = decoders.ByteLevel()
         return tok
 
@@ -67,6 +77,7 @@ class Tokenizer:
         min_frequency: int = 2,
         show_progress: bool = True,
         length: int | None = None,
+        split_digits: bool = False,
     ) -> Tokenizer:
         """Learn BPE merges from `texts` (any iterable, consumed once, streamed by the Rust trainer).
 
@@ -76,7 +87,7 @@ class Tokenizer:
         floor = len(SPECIAL_TOKENS) + 256
         if vocab_size <= floor:
             raise ValueError(f"vocab_size must exceed {floor} (special tokens + 256 bytes), got {vocab_size}")
-        tok = cls._blank()
+        tok = cls._blank(split_digits)
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size,
             min_frequency=min_frequency,
@@ -136,6 +147,13 @@ class Tokenizer:
 
     def id_to_token(self, i: int) -> str | None:
         return self._tok.id_to_token(i)
+
+    @property
+    def splits_digits(self) -> bool:
+        """Whether every digit is its own token (`Tokenizer.train(split_digits=True)`)."""
+        pre = json.loads(self.to_json()).get("pre_tokenizer") or {}
+        steps = pre.get("pretokenizers", [pre])
+        return any(p.get("type") == "Digits" and p.get("individual_digits") for p in steps)
 
     @property
     def vocab_size(self) -> int:

@@ -260,6 +260,31 @@ def test_drills_go_to_the_train_split_only(sample_slice: Path, tmp_path: Path) -
     assert len(headers) >= added and all(all(": " in line for line in d.splitlines()) for d in headers)
 
 
+def test_split_digits_is_recorded_and_reused(sample_slice: Path, tmp_path: Path) -> None:
+    kw = {"vocab_size": 1200, "val_fraction": 0.2, "seed": 3, "show_progress": False, "log": lambda _: None}
+    plain = prepare([sample_slice], tmp_path / "plain", **kw)
+    split = prepare([sample_slice], tmp_path / "split", split_digits=True, **kw)
+    assert (plain["split_digits"], split["split_digits"]) == (False, True)
+    tok = Tokenizer.load(tmp_path / "split" / "tokenizer.json")
+    text = tok.decode(TokenBin(tmp_path / "split" / "train.bin").data)
+    assert any(c.isdigit() for c in text)
+    assert all(not any(c.isdigit() for c in tok.decode([i])) or len(tok.decode([i]).strip()) == 1
+               for i in set(TokenBin(tmp_path / "split" / "train.bin").data.tolist()))  # fmt: skip
+    # a reused tokenizer brings its own pre-tokenizer, and the meta says which it is
+    reused = prepare(
+        [sample_slice], tmp_path / "reused", tokenizer=tmp_path / "split" / "tokenizer.json", **kw
+    )
+    assert reused["split_digits"] is True
+    with pytest.raises(ValueError, match="--split-digits trains a new tokenizer"):
+        prepare(
+            [sample_slice],
+            tmp_path / "both",
+            split_digits=True,
+            tokenizer=tmp_path / "split" / "tokenizer.json",
+            **kw,
+        )
+
+
 def test_prepare_refuses_bad_settings(sample_slice: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="too large for uint16"):
         prepare([sample_slice], tmp_path, vocab_size=70_000, log=lambda _: None)

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer as HFTokenizer
 
 from jai.data.postings import load_postings
 from jai.data.qa import make_samples
@@ -30,11 +31,45 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tok() -> Tokenizer:
+def _train(split_digits: bool) -> Tokenizer:
     postings, _ = load_postings(SAMPLE)
     texts = [s.text for s in make_samples(postings[:80], seed=0)]
-    return Tokenizer.train(texts, vocab_size=1500, min_frequency=2, show_progress=False)
+    return Tokenizer.train(
+        texts, vocab_size=1500, min_frequency=2, show_progress=False, split_digits=split_digits
+    )
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["bpe", "split-digits"])
+def tok(request: pytest.FixtureRequest) -> Tokenizer:
+    """Every test below holds for both pre-tokenizers: GPT-2's alone, and digits split first."""
+    return _train(request.param)
+
+
+@pytest.fixture(scope="module")
+def digit_tok() -> Tokenizer:
+    return _train(True)
+
+
+def test_split_digits_gives_every_digit_its_own_token(digit_tok: Tokenizer) -> None:
+    plain = _train(False)
+    for text in ("Phone: +65 8459 8762", "Deadline: 2025-03-19", "SGD 4,000 – 6,000", "x2 abc123  45"):
+        pieces = [digit_tok.decode([i]) for i in digit_tok.encode(text)]
+        digits = [p for p in pieces if any(c.isdigit() for c in p)]
+        assert digits == [c for c in text if c.isdigit()], pieces  # one token per digit, nothing glued on
+        assert "".join(pieces) == text
+    # the plain tokenizer merges digits (" 2025" is one token in this corpus): the difference is real
+    assert len(plain.encode("Deadline: 2025-03-19")) < len(digit_tok.encode("Deadline: 2025-03-19"))
+
+
+def test_split_digits_ids_do_not_depend_on_how_numbers_are_pre_split(digit_tok: Tokenizer) -> None:
+    """No merge spans a digit, so a reader that pre-tokenizes with GPT-2's regex alone (llama.cpp's "gpt2"
+    pre-tokenizer, any GPT-2 tooling) gets the same ids from the same vocabulary and merges."""
+    from tokenizers import pre_tokenizers
+
+    gpt2_style = Tokenizer(HFTokenizer.from_str(digit_tok.to_json()))
+    gpt2_style.backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    for text in TEXTS:
+        assert gpt2_style.encode(text) == digit_tok.encode(text), text
 
 
 def test_special_token_ids(tok: Tokenizer) -> None:
