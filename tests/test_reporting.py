@@ -301,11 +301,16 @@ def test_jai_plot_shows_answer_scores_and_a_table(reported, tmp_path, capsys):
     ]
     (scored / "metrics.jsonl").write_text("\n".join(lines + extra) + "\n")
     fig = plot.figure([runs.load(reported["mlx"]), runs.load(scored)])
-    scores = fig.axes[2]
-    assert scores.get_title() == "Answer scores" and scores.get_ylabel() == "score"
-    assert [t.get_text() for t in scores.get_legend().get_texts()] == [
-        "scored: torch cpu float32: answers_all_f1"
-    ]
+    by_tokens, by_time = fig.axes[2], fig.axes[3]
+    assert by_tokens.get_title() == "Answers against tokens" and by_tokens.get_ylabel() == "score"
+    assert by_time.get_title() == "Answers against time" and by_time.get_xlabel() == "training seconds"
+    assert [t.get_text() for t in by_tokens.get_legend().get_texts()] == ["answers_all_f1"]
+    # each evaluation sits at the tokens trained by its step (only the scored run has scores)
+    tokens = dict(zip(*logged(scored, "tokens"), strict=True))  # step -> tokens trained
+    (line,) = by_tokens.get_lines()
+    assert list(line.get_xdata()) == [tokens[4], tokens[12]] and list(line.get_ydata()) == [0.04, 0.12]
+    assert list(by_time.get_lines()[0].get_xdata()) == [1.0, 1.0]
+    assert len(fig.axes) == 4 + 3  # beneath: loss and seconds differences, scores (none in common)
     assert plot_cli.main([str(reported["mlx"]), str(scored), "--format", "md"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| run | twin | device |") and table[0].endswith("| answers_all_f1 |")
