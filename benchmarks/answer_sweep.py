@@ -57,6 +57,8 @@ DATA = {
     "v1k-drills": ["--varied", "1000", "--drills"],
     "v3k-drills": ["--varied", "3000", "--drills"],
     "v1k-drills-digits": ["--varied", "1000", "--drills", "--split-digits"],
+    "v1k-drills-echo": ["--varied", "1000", "--drills", "--echo"],
+    "v1k-drills-echo-digits": ["--varied", "1000", "--drills", "--echo", "--split-digits"],
 }
 
 SHAPES = {"s3n": (3, 2, 128), "s3": (3, 3, 192), "s4": (4, 4, 256), "s6": (6, 6, 384)}
@@ -149,6 +151,10 @@ def cpu_grid() -> list[Run]:
             lr=4e-3, extra=("--prompt-loss", "0.5")),
         Run("cpu-s3-pl0.5-digits-lr6e-3", "v1k-drills-digits", *SHAPES["s3"],
             round(CPU_SPEED["s3"] * 1.5 * one), lr=6e-3, extra=("--prompt-loss", "0.5")),
+        # jai run's recipe with each training header also asked back whole (--echo), alone and with digits
+        *(Run(f"cpu-s3-pl0.5-{data[11:]}", data, *SHAPES["s3"], round(CPU_SPEED["s3"] * 1.5 * one),
+              lr=4e-3, extra=("--prompt-loss", "0.5"))
+          for data in ("v1k-drills-echo", "v1k-drills-echo-digits")),
     ]  # fmt: skip
 
 

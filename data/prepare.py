@@ -32,7 +32,7 @@ from jai.config import GPTConfig
 from jai.data.fit import FitReport, fit_samples
 from jai.data.generator import varied_postings
 from jai.data.postings import Posting, load_postings, posting_from_reference
-from jai.data.qa import KINDS, Sample, drill_samples, make_samples
+from jai.data.qa import KINDS, Sample, drill_samples, echo_samples, make_samples
 from jai.data.records import SkipRecord, TextReader
 from jai.dataset import META_FILE, DatasetError, check_vocab, write_bins
 from jai.errors import JaiError
@@ -113,6 +113,7 @@ def prepare(
     varied: int = 0,
     drills: bool = False,
     split_digits: bool = False,
+    echo: bool = False,
 ) -> dict[str, Any]:
     """Run the whole pipeline; returns the meta.json dict. `tokenizer` reuses a tokenizer.json;
     every sample is fitted to `context` tokens (see data/fit.py). `varied` adds that many generated
@@ -152,6 +153,8 @@ def prepare(
         yield from make_samples(ps, seed)
         if drills and ps is train:
             yield from drill_samples(ps, seed)
+        if echo and ps is train:
+            yield from echo_samples(ps, seed)
 
     counts = {name: sum(1 for _ in samples(ps)) for name, ps in (("train", train), ("val", val))}
     stage(
@@ -201,6 +204,7 @@ def prepare(
                 "postings": {**report.to_dict(), "train": len(train), "val": len(val), "varied": varied},
                 "drills": drills,
                 "split_digits": tok.splits_digits,
+                "echo": echo,
             },
         )
         for name, fit in fits.items():
@@ -300,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
         "samples that practise copying a value several times as often per token (default: off; jai run: on)",
     )
     p.add_argument(
+        "--echo",
+        action="store_true",
+        help="add, for every training posting, its header asked back whole: copying practised on every "
+        "token of the answer (default: off)",
+    )
+    p.add_argument(
         "--split-digits",
         action="store_true",
         help="train the tokenizer with every digit its own token, so numbers (pay, phones, dates) are "
@@ -330,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             varied=args.varied,
             drills=args.drills,
             split_digits=args.split_digits,
+            echo=args.echo,
         )
     except (FileNotFoundError, ValueError) as e:  # JaiErrors go up to the `jai` dispatcher as they are
         if isinstance(e, JaiError):

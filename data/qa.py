@@ -46,6 +46,7 @@ __all__ = [
     "ANSWER_END",
     "DOC",
     "DOC_END",
+    "ECHO_QUESTIONS",
     "FIELD_KINDS",
     "KINDS",
     "LONG_KINDS",
@@ -55,6 +56,7 @@ __all__ = [
     "Sample",
     "build_prompt",
     "drill_samples",
+    "echo_samples",
     "field_value",
     "format_sample",
     "make_samples",
@@ -519,3 +521,24 @@ def drill_samples(postings: Iterable[Posting], seed: int) -> Iterator[Sample]:
     small model copies values within make run's minutes (docs/quality.md)."""
     for p in postings:
         yield from samples_for(p, seed, FIELD_KINDS, drill=True)
+
+
+# Training only, never asked by `jai eval`: the header copied out whole, line by line.
+ECHO_QUESTIONS = {
+    "ko": ["공고의 세부 정보를 그대로 옮겨 적어 주세요.", "이 공고의 항목을 적힌 그대로 보여 주세요."],
+    "en": [
+        "Copy out this posting's details as written.",
+        "List every detail of this posting, word for word.",
+    ],
+}
+
+
+def echo_samples(postings: Iterable[Posting], seed: int) -> Iterator[Sample]:
+    """Each posting's header, asked back whole (`jai prepare --echo`). Every answer token is the token
+    after the same place in [DOC]: the copy a field question needs ("find this line, then continue it"),
+    practised on every token of the answer instead of the ten of one value. Salary, phone, URL and company
+    answers need that copy on digits and names the model cannot have memorised (docs/quality.md)."""
+    for p in postings:
+        rng = random.Random(f"{seed}/echo/{p.id}")
+        header = render_header(p)
+        yield Sample(p.id, "echo", p.lang, rng.choice(ECHO_QUESTIONS[p.lang]), header, header)

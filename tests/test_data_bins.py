@@ -260,6 +260,17 @@ def test_drills_go_to_the_train_split_only(sample_slice: Path, tmp_path: Path) -
     assert len(headers) >= added and all(all(": " in line for line in d.splitlines()) for d in headers)
 
 
+def test_echo_goes_to_the_train_split_only(sample_slice: Path, tmp_path: Path) -> None:
+    kw = {"vocab_size": 1200, "val_fraction": 0.2, "seed": 3, "show_progress": False, "log": lambda _: None}
+    plain = prepare([sample_slice], tmp_path / "plain", **kw)
+    echoed = prepare([sample_slice], tmp_path / "echoed", echo=True, **kw)
+    assert (plain["echo"], echoed["echo"]) == (False, True)
+    assert echoed["splits"]["val"]["samples"] == plain["splits"]["val"]["samples"]
+    train = split_postings(load_postings(sample_slice)[0], 0.2, 3)[0]
+    assert echoed["splits"]["train"]["samples"] - plain["splits"]["train"]["samples"] == len(train)
+    assert echoed["fit"]["train"]["by_kind"]["echo"]["samples"] == len(train)
+
+
 def test_split_digits_is_recorded_and_reused(sample_slice: Path, tmp_path: Path) -> None:
     kw = {"vocab_size": 1200, "val_fraction": 0.2, "seed": 3, "show_progress": False, "log": lambda _: None}
     plain = prepare([sample_slice], tmp_path / "plain", **kw)

@@ -14,6 +14,7 @@ from jai.data.qa import (
     ANSWER_END,
     DOC,
     DOC_END,
+    ECHO_QUESTIONS,
     FIELD_KINDS,
     KINDS,
     LONG_KINDS,
@@ -22,6 +23,7 @@ from jai.data.qa import (
     QUESTION_END,
     build_prompt,
     drill_samples,
+    echo_samples,
     field_value,
     make_samples,
     render_doc,
@@ -131,6 +133,15 @@ def test_drills_ask_the_field_questions_of_the_header_alone() -> None:
         assert s.answer == full[kind].answer and s.answer in header.splitlines()
     # phrased apart from the full samples, so the pair does not teach one question per posting
     assert any(s.question != full[k].question for k, s in drills.items())
+
+
+def test_echo_asks_the_whole_header_back_in_the_posting_language() -> None:
+    (en,), (ko,) = echo_samples([EN], seed=0), echo_samples([KO], seed=0)
+    for posting, s in ((EN, en), (KO, ko)):
+        assert s.kind == "echo" and s.kind not in KINDS  # trained on, never asked by `jai eval`
+        assert s.doc == s.answer == render_header(posting) and s.lang == posting.lang
+    assert ko.question in ECHO_QUESTIONS["ko"] and en.question in ECHO_QUESTIONS["en"]
+    assert [s.question for s in echo_samples([EN], seed=0)] == [en.question]  # seeded
 
 
 def test_answers_quote_the_posting() -> None:
