@@ -155,6 +155,11 @@ def cpu_grid() -> list[Run]:
         *(Run(f"cpu-s3-pl0.5-{data[11:]}", data, *SHAPES["s3"], round(CPU_SPEED["s3"] * 1.5 * one),
               lr=4e-3, extra=("--prompt-loss", "0.5"))
           for data in ("v1k-drills-echo", "v1k-drills-echo-digits")),
+        # echo again with another seed (the spread of one run) and with a higher learning rate
+        Run("cpu-s3-pl0.5-echo-seed1", "v1k-drills-echo", *SHAPES["s3"], round(CPU_SPEED["s3"] * 1.5 * one),
+            lr=4e-3, extra=("--prompt-loss", "0.5", "--seed", "1")),
+        Run("cpu-s3-pl0.5-echo-lr6e-3", "v1k-drills-echo", *SHAPES["s3"], round(CPU_SPEED["s3"] * 1.5 * one),
+            lr=6e-3, extra=("--prompt-loss", "0.5")),
     ]  # fmt: skip
 
 

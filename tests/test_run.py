@@ -32,6 +32,7 @@ def test_main_job_prepares_measures_trains_and_measures_again(tmp_path, capsys, 
     assert meta["splits"]["train"]["tokens"] > 100_000  # the bundled sample, all of it
     assert meta["postings"]["varied"] == 40  # and the generated postings, for training only
     assert meta["drills"] is True  # with header drills: field questions about each header alone
+    assert meta["echo"] is True  # and each header asked back whole
     # every training posting has a title: asked once about the whole posting, once about its header
     assert meta["fit"]["train"]["by_kind"]["title"]["samples"] == 2 * meta["postings"]["train"]
     assert meta["fit"]["train"]["fit"] / meta["fit"]["train"]["samples"] >= 0.95  # samples fit the context

@@ -8,8 +8,9 @@
 Writes <out>/data, <out>/untrained, <out>/run and <out>/eval.json, replacing a previous `jai run`'s.
 
 1. `jai prepare` on data/jobs/postings.json, plus --varied generated postings for training: Q&A
-   samples (long answers and one-value field questions) fitted to the context, and --drills (field
-   questions about each training posting's header alone), a BPE tokenizer, train.bin / val.bin;
+   samples (long answers and one-value field questions) fitted to the context, --drills (field
+   questions about each training posting's header alone) and --echo (each training header asked back
+   whole), a BPE tokenizer, train.bin / val.bin;
 2. `jai eval` of the untrained model (the weights training starts from): the baseline;
 3. `jai train` of the tiny model (3 layers, 3 heads, 192 wide, context 256), batch 8, learning rate
    4e-3 after a 10% warmup, the loss on the answers and half the other targets (--prompt-loss), for as
@@ -57,7 +58,9 @@ VAL_FRACTION = 0.1
 # small shape, 0.26 for 3 x 2 x 128 and 0.09 for the seed's): its step is 1.56x the small shape's, whose
 # head (256 x 24,000) is most of the work. A higher learning rate (4e-3 beat 2e-3 and 1e-3 at 2M tokens),
 # the bundled postings plus generated ones whose facts can only be copied from the posting (--varied),
-# header drills (--drills: field questions about the header alone; copying appears in these minutes).
+# header drills (--drills: field questions about the header alone; copying appears in these minutes),
+# and each header asked back whole (--echo: the copy practised on every answer token; in the same minutes
+# field exact 0.54 against 0.42, e-mail addresses 0.73 against 0.36).
 SHAPES = {
     "tiny": GPTConfig(n_layer=3, n_head=3, n_embd=192),
     "small": GPTConfig(n_layer=4, n_head=4, n_embd=256),
@@ -134,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="add field questions about each training posting's header alone (`jai prepare --drills`; "
         "default: on)",
+    )
+    p.add_argument(
+        "--echo",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add each training posting's header asked back whole (`jai prepare --echo`; default: on)",
     )
     p.add_argument(
         "--align-samples",
@@ -278,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             show_progress=False,
             varied=args.varied,
             drills=args.drills,
+            echo=args.echo,
         )
     except (FileNotFoundError, ValueError) as e:
         if isinstance(e, JaiError):
