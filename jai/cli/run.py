@@ -59,8 +59,8 @@ VAL_FRACTION = 0.1
 # head (256 x 24,000) is most of the work. A higher learning rate (4e-3 beat 2e-3 and 1e-3 at 2M tokens),
 # the bundled postings plus generated ones whose facts can only be copied from the posting (--varied),
 # header drills (--drills: field questions about the header alone; copying appears in these minutes),
-# and each header asked back whole (--echo: the copy practised on every answer token; in the same minutes
-# field exact 0.54 against 0.42, e-mail addresses 0.73 against 0.36).
+# and each header asked back whole (--echo: the copy practised on every answer token; in the same minutes,
+# two seeds: all-kinds F1 0.70 and 0.68 against 0.64, field exact 0.54 and 0.42 against 0.42).
 SHAPES = {
     "tiny": GPTConfig(n_layer=3, n_head=3, n_embd=192),
     "small": GPTConfig(n_layer=4, n_head=4, n_embd=256),
