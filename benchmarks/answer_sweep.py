@@ -58,8 +58,30 @@ DATA = {
     "v3k-drills": ["--varied", "3000", "--drills"],
     "v1k-drills-digits": ["--varied", "1000", "--drills", "--split-digits"],
     "v1k-drills-echo": ["--varied", "1000", "--drills", "--echo"],
+    "v1k-drills-echo-x3k": [
+        "--varied",
+        "1000",
+        "--drills",
+        "--echo",
+        "--echo-extra",
+        "3000",
+        "--tokenizer",
+        "TOKENIZER_OF:v1k-drills-echo",
+    ],
+    "v1k-drills-echo-x8k": [
+        "--varied",
+        "1000",
+        "--drills",
+        "--echo",
+        "--echo-extra",
+        "8000",
+        "--tokenizer",
+        "TOKENIZER_OF:v1k-drills-echo",
+    ],
     "v1k-drills-echo-digits": ["--varied", "1000", "--drills", "--echo", "--split-digits"],
 }
+
+TOKENIZER_OF = "TOKENIZER_OF:"  # an argument naming another data set's tokenizer.json (same token ids)
 
 SHAPES = {"s3n": (3, 2, 128), "s3": (3, 3, 192), "s4": (4, 4, 256), "s6": (6, 6, 384)}
 
@@ -160,24 +182,47 @@ def cpu_grid() -> list[Run]:
             lr=4e-3, extra=("--prompt-loss", "0.5", "--seed", "1")),
         Run("cpu-s3-pl0.5-echo-lr6e-3", "v1k-drills-echo", *SHAPES["s3"], round(CPU_SPEED["s3"] * 1.5 * one),
             lr=6e-3, extra=("--prompt-loss", "0.5")),
+        # more echo, on headers of generated postings that appear nowhere else (values seen once)
+        *(Run(f"cpu-s3-pl0.5-echo-{x}", f"v1k-drills-echo-{x}", *SHAPES["s3"],
+              round(CPU_SPEED["s3"] * 1.5 * one), lr=4e-3, extra=("--prompt-loss", "0.5"))
+          for x in ("x3k", "x8k")),
+        Run("cpu-s3-pl0.5-echo-lr6e-3-seed1", "v1k-drills-echo", *SHAPES["s3"],
+            round(CPU_SPEED["s3"] * 1.5 * one), lr=6e-3, extra=("--prompt-loss", "0.5", "--seed", "1")),
     ]  # fmt: skip
 
 
 GRIDS = {"copy": copy_grid, "budget": budget_grid, "cpu": cpu_grid, "smoke": smoke_grid}
 
 
+def _tokenizer_sources(name: str) -> list[str]:
+    return [a.removeprefix(TOKENIZER_OF) for a in DATA[name] if a.startswith(TOKENIZER_OF)]
+
+
 class Datasets:
     """Every data set the runs need, prepared side by side in the background; a run waits for its own."""
 
     def __init__(self, out: Path, jai: list[str], names: set[str]) -> None:
-        self.out, self.lock, self.procs = out, threading.Lock(), {}
-        for name in names:
-            target = out / "data" / name
-            if not (target / "meta.json").is_file():
-                cmd = [*jai, "prepare", "--out", str(target), *DATA[name]]
-                self.procs[name] = subprocess.Popen(
-                    cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-                )
+        self.out, self.jai, self.lock, self.procs = out, jai, threading.Lock(), {}
+        # A data set that reuses another's tokenizer starts once that one is prepared.
+        for name in sorted(names, key=lambda n: len(_tokenizer_sources(n))):
+            for source in _tokenizer_sources(name):
+                if source not in self.procs:
+                    self._start(source)
+                self.ready(source)
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        target = self.out / "data" / name
+        if (target / "meta.json").is_file():
+            return
+        args = [
+            str(self.out / "data" / a.removeprefix(TOKENIZER_OF) / "tokenizer.json")
+            if a.startswith(TOKENIZER_OF)
+            else a
+            for a in DATA[name]
+        ]
+        cmd = [*self.jai, "prepare", "--out", str(target), *args]
+        self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def ready(self, name: str) -> Path:
         with self.lock:

@@ -518,15 +518,17 @@ def posting(rng: random.Random, index: int, varied: bool = False, prefix: str = 
     return record
 
 
-def varied_postings(seed: int, n: int) -> list[dict]:
+def varied_postings(seed: int, n: int, stream: str = "varied") -> list[dict]:
     """`n` more postings like the bundled ones, for training only, whose facts are drawn independently:
     made-up companies, pay spread over 0.5-2x the role's, contacts and dates at random. Seeded (the same
     `seed` and `n` give the same records) and made at `jai prepare` time, so nothing large is committed.
 
     Why: 270 training postings let a model lower its loss by reciting the tables' few companies and each
-    role's one pay range; facts that no table predicts can only be learned by copying them from [DOC]."""
-    rng = random.Random(f"varied/{seed}")  # str seeds hash with SHA-512: stable across runs and machines
-    return [posting(rng, i, varied=True, prefix="gen") for i in range(1, n + 1)]
+    role's one pay range; facts that no table predicts can only be learned by copying them from [DOC].
+    Another `stream` draws other postings from the same seed (ids prefixed with it instead of "gen")."""
+    rng = random.Random(f"{stream}/{seed}")  # str seeds hash with SHA-512: stable across runs and machines
+    prefix = "gen" if stream == "varied" else stream
+    return [posting(rng, i, varied=True, prefix=prefix) for i in range(1, n + 1)]
 
 
 def as_mojibake(text: str) -> str:

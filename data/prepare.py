@@ -67,14 +67,15 @@ def split_postings(
     return train, val
 
 
-def generated_postings(seed: int, n: int) -> list[Posting]:
+def generated_postings(seed: int, n: int, stream: str = "varied") -> list[Posting]:
     """`n` postings from the bundled sample's generator with independently drawn facts, read through the
     same importer as a file (data/generator.py: `varied_postings`). The generator's rarely skipped
     records (an empty title after cleaning, say) are left out, so slightly fewer than `n` may come back."""
     out = []
-    for i, record in enumerate(varied_postings(seed, n)):
+    for i, record in enumerate(varied_postings(seed, n, stream)):
         try:
-            out.append(posting_from_reference(record, TextReader(f"varied #{i}"), f"gen#{i}", "generated"))
+            reader = TextReader(f"{stream} #{i}")
+            out.append(posting_from_reference(record, reader, f"{stream}#{i}", "generated"))
         except SkipRecord:
             continue
     return out
@@ -114,12 +115,15 @@ def prepare(
     drills: bool = False,
     split_digits: bool = False,
     echo: bool = False,
+    echo_extra: int = 0,
 ) -> dict[str, Any]:
     """Run the whole pipeline; returns the meta.json dict. `tokenizer` reuses a tokenizer.json;
     every sample is fitted to `context` tokens (see data/fit.py). `varied` adds that many generated
     postings to the TRAIN split only (`generated_postings`): the validation split, and so every score,
     stays the inputs' own. `drills` adds each training posting's field questions asked about its header
-    alone (`drill_samples`), to the train split only as well.
+    alone (`drill_samples`), to the train split only as well. `echo` asks every training posting's header
+    back whole (`echo_samples`); `echo_extra` does the same for that many more generated postings that
+    appear nowhere else, so their values are seen once, in the header the answer copies.
 
     `show_progress=None` shows progress bars only on a terminal (in a log file they would print a line
     per refresh); each stage also logs a line when it is done, with the time so far.
@@ -127,6 +131,9 @@ def prepare(
     out_dir = Path(out_dir)
     if context < 16:
         raise ValueError(f"context must be at least 16 tokens, got {context}")
+    for name, n in (("--varied", varied), ("--echo-extra", echo_extra)):
+        if n < 0:
+            raise ValueError(f"{name} takes a number of postings, 0 or more; got {n}")
     if split_digits and tokenizer is not None:
         raise ValueError(
             f"--split-digits trains a new tokenizer, --tokenizer reuses {tokenizer}: give one of them"
@@ -148,6 +155,9 @@ def prepare(
     if varied:
         train += generated_postings(seed, varied)
         stage(f"generated {varied:,} varied postings for training (seed {seed})")
+    echo_only = generated_postings(seed, echo_extra, stream="echo") if echo_extra else []
+    if echo_only:
+        stage(f"generated {echo_extra:,} more postings whose headers are only echoed (seed {seed})")
 
     def samples(ps: list[Posting]) -> Iterator[Sample]:  # regenerated on demand: never all in memory
         yield from make_samples(ps, seed)
@@ -155,6 +165,8 @@ def prepare(
             yield from drill_samples(ps, seed)
         if echo and ps is train:
             yield from echo_samples(ps, seed)
+        if ps is train:
+            yield from echo_samples(echo_only, seed)
 
     counts = {name: sum(1 for _ in samples(ps)) for name, ps in (("train", train), ("val", val))}
     stage(
@@ -205,6 +217,7 @@ def prepare(
                 "drills": drills,
                 "split_digits": tok.splits_digits,
                 "echo": echo,
+                "echo_extra": len(echo_only),
             },
         )
         for name, fit in fits.items():
@@ -310,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
         "token of the answer (default: off)",
     )
     p.add_argument(
+        "--echo-extra",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add the headers of N more generated postings, each asked back whole and appearing nowhere "
+        "else: copying practised on values seen only in the header being copied (default: 0)",
+    )
+    p.add_argument(
         "--split-digits",
         action="store_true",
         help="train the tokenizer with every digit its own token, so numbers (pay, phones, dates) are "
@@ -341,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             drills=args.drills,
             split_digits=args.split_digits,
             echo=args.echo,
+            echo_extra=args.echo_extra,
         )
     except (FileNotFoundError, ValueError) as e:  # JaiErrors go up to the `jai` dispatcher as they are
         if isinstance(e, JaiError):

@@ -16,7 +16,7 @@ from tokenizers import models
 
 from jai import cli
 from jai.data.postings import load_postings
-from jai.data.prepare import main, prepare, split_postings
+from jai.data.prepare import generated_postings, main, prepare, split_postings
 from jai.data.qa import DOC, DOC_END, drill_samples, render_doc
 from jai.dataset import MAX_VOCAB, DatasetError, TokenBin, check_vocab, write_bins
 from jai.tokenizer import CONTROL_TOKENS, Tokenizer
@@ -269,6 +269,26 @@ def test_echo_goes_to_the_train_split_only(sample_slice: Path, tmp_path: Path) -
     train = split_postings(load_postings(sample_slice)[0], 0.2, 3)[0]
     assert echoed["splits"]["train"]["samples"] - plain["splits"]["train"]["samples"] == len(train)
     assert echoed["fit"]["train"]["by_kind"]["echo"]["samples"] == len(train)
+
+
+def test_echo_extra_adds_headers_seen_nowhere_else(sample_slice: Path, tmp_path: Path) -> None:
+    kw = {"vocab_size": 1200, "val_fraction": 0.2, "seed": 3, "show_progress": False, "log": lambda _: None}
+    plain = prepare([sample_slice], tmp_path / "plain", **kw)
+    extra = prepare([sample_slice], tmp_path / "extra", echo_extra=5, **kw)
+    assert extra["echo_extra"] == 5 and extra["echo"] is False
+    assert extra["splits"]["val"]["samples"] == plain["splits"]["val"]["samples"]  # scores: the inputs
+    assert extra["fit"]["train"]["by_kind"]["echo"]["samples"] == 5
+    assert extra["splits"]["train"]["samples"] - plain["splits"]["train"]["samples"] == 5
+    tok = Tokenizer.load(tmp_path / "extra" / "tokenizer.json")
+    text = tok.decode(TokenBin(tmp_path / "extra" / "train.bin").data)
+    plain_text = Tokenizer.load(tmp_path / "plain" / "tokenizer.json").decode(
+        TokenBin(tmp_path / "plain" / "train.bin").data
+    )
+    # the extra headers' made-up e-mails are in the training text, and come from nowhere but them
+    emails = [e for p in generated_postings(3, 5, stream="echo") if (e := p.contacts.get("email"))]
+    assert emails and all(text.count(e) >= 1 and plain_text.count(e) == 0 for e in emails)
+    with pytest.raises(ValueError, match="--echo-extra"):
+        prepare([sample_slice], tmp_path / "bad", echo_extra=-1, **kw)
 
 
 def test_split_digits_is_recorded_and_reused(sample_slice: Path, tmp_path: Path) -> None:
