@@ -48,6 +48,8 @@ class Run:
         return max(10, round(self.tokens / (self.batch * CONTEXT)))
 
 
+TOKENIZER_OF = "TOKENIZER_OF:"  # an argument naming another data set's tokenizer.json (same token ids)
+
 # name -> `jai prepare` arguments (the bundled sample is always the first input)
 DATA = {
     "bundled": [],
@@ -58,30 +60,14 @@ DATA = {
     "v3k-drills": ["--varied", "3000", "--drills"],
     "v1k-drills-digits": ["--varied", "1000", "--drills", "--split-digits"],
     "v1k-drills-echo": ["--varied", "1000", "--drills", "--echo"],
-    "v1k-drills-echo-x3k": [
-        "--varied",
-        "1000",
-        "--drills",
-        "--echo",
-        "--echo-extra",
-        "3000",
-        "--tokenizer",
-        "TOKENIZER_OF:v1k-drills-echo",
-    ],
-    "v1k-drills-echo-x8k": [
-        "--varied",
-        "1000",
-        "--drills",
-        "--echo",
-        "--echo-extra",
-        "8000",
-        "--tokenizer",
-        "TOKENIZER_OF:v1k-drills-echo",
-    ],
     "v1k-drills-echo-digits": ["--varied", "1000", "--drills", "--echo", "--split-digits"],
-}
-
-TOKENIZER_OF = "TOKENIZER_OF:"  # an argument naming another data set's tokenizer.json (same token ids)
+    # echo on n thousand more generated headers, with the echo set's tokenizer (the same token ids)
+    **{
+        f"v1k-drills-echo-x{n}k": ["--varied", "1000", "--drills", "--echo", "--echo-extra", f"{n}000",
+                                   "--tokenizer", f"{TOKENIZER_OF}v1k-drills-echo"]
+        for n in (3, 8)
+    },
+}  # fmt: skip
 
 SHAPES = {"s3n": (3, 2, 128), "s3": (3, 3, 192), "s4": (4, 4, 256), "s6": (6, 6, 384)}
 

@@ -157,7 +157,7 @@ def prepare(
         stage(f"generated {varied:,} varied postings for training (seed {seed})")
     echo_only = generated_postings(seed, echo_extra, stream="echo") if echo_extra else []
     if echo_only:
-        stage(f"generated {echo_extra:,} more postings whose headers are only echoed (seed {seed})")
+        stage(f"generated {len(echo_only):,} more postings whose headers are only echoed (seed {seed})")
 
     def samples(ps: list[Posting]) -> Iterator[Sample]:  # regenerated on demand: never all in memory
         yield from make_samples(ps, seed)
